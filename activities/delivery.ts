@@ -1,0 +1,74 @@
+/**
+ * Sending email (nodemailer over SMTP) and SMS (dev outbox or a webhook). Every message has an
+ * idempotency key: a retried activity never sends the same message twice.
+ */
+import nodemailer, { type Transporter } from 'nodemailer';
+import { config } from '../lib/config';
+import { Delivery, Outbox } from '../db/models';
+import type { Channel } from '../workflows/messages';
+
+export interface Message {
+  key: string;
+  channel: Channel;
+  to: string;
+  subject: string;
+  text: string;
+  flowId?: string;
+}
+
+let transporter: Transporter | undefined;
+function mailer(): Transporter {
+  transporter ??= nodemailer.createTransport(config().SMTP_URL, { pool: true, maxConnections: 5 } as never);
+  return transporter;
+}
+
+export async function closeMailer(): Promise<void> {
+  transporter?.close();
+  transporter = undefined;
+}
+
+async function sendEmail(m: Message): Promise<string> {
+  const info = await mailer().sendMail({
+    from: config().MAIL_FROM,
+    to: m.to,
+    subject: m.subject,
+    text: m.text,
+    messageId: `<${m.key.replace(/[^A-Za-z0-9._-]/g, '.')}@account-recovery>`,
+    headers: { 'X-Idempotency-Key': m.key },
+  });
+  return info.messageId;
+}
+
+async function sendSms(m: Message): Promise<string> {
+  const cfg = config();
+  if (cfg.SMS_PROVIDER === 'dev') return `dev-sms:${m.key}`; // the dev transport delivers into the outbox below
+  const res = await fetch(cfg.SMS_WEBHOOK_URL!, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': m.key },
+    body: JSON.stringify({ to: m.to, text: m.text }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) throw new Error(`SMS webhook answered ${res.status}`);
+  return res.headers.get('x-message-id') ?? m.key;
+}
+
+/** Sends `m` once. Returns false when a previous attempt already sent it. */
+export async function deliver(m: Message): Promise<boolean> {
+  const row = await Delivery.findOneAndUpdate(
+    { _id: m.key },
+    { $setOnInsert: { channel: m.channel, status: 'sending' }, $inc: { attempts: 1 } },
+    { upsert: true, new: true },
+  ).lean();
+  if (row?.status === 'sent') return false;
+  const providerId = m.channel === 'email' ? await sendEmail(m) : await sendSms(m);
+  const sentAt = new Date();
+  await Delivery.updateOne({ _id: m.key }, { $set: { status: 'sent', sentAt, providerId } });
+  if (!config().isProduction) {
+    await Outbox.updateOne(
+      { key: m.key },
+      { $setOnInsert: { channel: m.channel, to: m.to, subject: m.subject, text: m.text, flowId: m.flowId, sentAt } },
+      { upsert: true },
+    );
+  }
+  return true;
+}

@@ -1,0 +1,12 @@
+/** Every activity the worker registers. All I/O lives here: MongoDB, mail, SMS, hashing. */
+export { issueCode, deliverCode } from './codes';
+export {
+  findRecoveryTarget,
+  claimActiveFlow,
+  releaseActiveFlow,
+  recordFailedAttempt,
+  verifySecurityAnswers,
+  startRecoveryHold,
+  applyPasswordReset,
+} from './recovery';
+export { openSupportCase, supportCaseAccount, expireSupportCase, notifySupportRejected } from './support';

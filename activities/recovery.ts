@@ -1,0 +1,120 @@
+/** Account look-ups and changes the recovery flows make. */
+import { Account, Session } from '../db/models';
+import { config } from '../lib/config';
+import { keyedDigest, sha256, unseal } from '../lib/secrets';
+import { maskEmail, maskPhone, parseIdentifier } from '../lib/identifiers';
+import { SECURITY_QUESTIONS, normalizeAnswer } from '../lib/questions';
+import { verifySecret } from '../lib/passwords';
+import type { Channel, FlowKind } from '../workflows/messages';
+import { findAccountByIdentifier, notifyAccount } from './accounts';
+import { passwordChangedMessage, recoveryHoldMessage } from './templates';
+
+export interface RecoveryTarget {
+  accountId?: string;
+  channel: Channel;
+  destinationHint: string;
+  questions: { id: string; text: string }[];
+  /** What a new password must not be equal to. */
+  identifiers: string[];
+}
+
+/** Three questions derived from the identifier: the same on every try, whether or not an account matches. */
+function derivedQuestions(identifier: string) {
+  const order = SECURITY_QUESTIONS.map((q) => ({ q, k: keyedDigest('questions', identifier, q.id) })).sort((a, b) => a.k.localeCompare(b.k));
+  return order.slice(0, 3).map(({ q }) => ({ id: q.id, text: q.text }));
+}
+
+/** A plausible masked phone for an unknown account id, stable per identifier. */
+function derivedPhoneHint(identifier: string): string {
+  const d = keyedDigest('phone-hint', identifier);
+  const ccs = ['1', '44', '49', '86', '91'];
+  const cc = ccs[parseInt(d.slice(0, 2), 16) % ccs.length]!;
+  const last4 = String(parseInt(d.slice(2, 8), 16) % 10_000).padStart(4, '0');
+  return `+${cc} *** **** ${last4}`;
+}
+
+export async function findRecoveryTarget({ identifier }: { flowId: string; identifier: string }): Promise<RecoveryTarget> {
+  const parsed = parseIdentifier(identifier);
+  const value = parsed?.value ?? identifier;
+  const account = parsed ? await findAccountByIdentifier(parsed) : null;
+  const questionsFor = (acc: typeof account) => {
+    if (!acc || acc.securityAnswers.length < 3) return derivedQuestions(value);
+    return acc.securityAnswers.map((a) => ({ id: a.questionId!, text: SECURITY_QUESTIONS.find((q) => q.id === a.questionId)?.text ?? a.questionId! }));
+  };
+  if (!account) {
+    const channel: Channel = parsed?.kind === 'email' ? 'email' : 'sms';
+    const destinationHint = parsed?.kind === 'email' ? maskEmail(value) : parsed?.kind === 'phone' ? maskPhone(value) : derivedPhoneHint(value);
+    return { channel, destinationHint, questions: questionsFor(null), identifiers: [value] };
+  }
+  // The channel the identifier names; for an account id, the phone on file, else the email.
+  const channel: Channel = parsed!.kind === 'email' ? 'email' : parsed!.kind === 'phone' ? 'sms' : account.phone ? 'sms' : 'email';
+  const destinationHint = channel === 'sms' ? maskPhone(account.phone!) : maskEmail(account.email!);
+  const identifiers = [account._id, account.email, account.phone].filter((x): x is string => !!x);
+  return { accountId: account._id, channel, destinationHint, questions: questionsFor(account), identifiers };
+}
+
+export async function claimActiveFlow({ accountId, kind, flowId }: { accountId: string; kind: FlowKind; flowId: string }): Promise<{ previousFlowId?: string }> {
+  const before = await Account.findOneAndUpdate({ _id: accountId }, { $set: { [`activeFlows.${kind}`]: flowId } }, { new: false }).lean();
+  const prev = (before?.activeFlows as Record<string, string> | undefined)?.[kind];
+  return prev && prev !== flowId ? { previousFlowId: prev } : {};
+}
+
+export async function releaseActiveFlow({ accountId, kind, flowId }: { accountId: string; kind: FlowKind; flowId: string }): Promise<void> {
+  await Account.updateOne({ _id: accountId, [`activeFlows.${kind}`]: flowId }, { $unset: { [`activeFlows.${kind}`]: 1 } });
+}
+
+export const RECOVERY_FAILURE_LIMIT = 20;
+export const RECOVERY_FAILURE_WINDOW_MS = 3_600_000;
+
+/** Counts a wrong code or answer against the account (across flows); past the limit recovery pauses for the window. */
+export async function recordFailedAttempt({ accountId }: { accountId: string }): Promise<{ blockedUntil?: string }> {
+  const now = new Date();
+  const account = await Account.findById(accountId, { recoveryFailures: 1 }).lean();
+  if (!account) return {};
+  const started = account.recoveryFailures?.windowStartedAt;
+  const fresh = !started || now.getTime() - started.getTime() > RECOVERY_FAILURE_WINDOW_MS;
+  const updated = await Account.findOneAndUpdate(
+    { _id: accountId },
+    fresh ? { $set: { 'recoveryFailures.count': 1, 'recoveryFailures.windowStartedAt': now } } : { $inc: { 'recoveryFailures.count': 1 } },
+    { new: true },
+  ).lean();
+  const count = updated?.recoveryFailures?.count ?? 0;
+  const windowStart = updated?.recoveryFailures?.windowStartedAt ?? now;
+  return count >= RECOVERY_FAILURE_LIMIT ? { blockedUntil: new Date(windowStart.getTime() + RECOVERY_FAILURE_WINDOW_MS).toISOString() } : {};
+}
+
+export async function verifySecurityAnswers({ flowId, accountId, sealedAnswers }: { flowId: string; accountId?: string; sealedAnswers: string }): Promise<{ ok: boolean }> {
+  const answers = unseal<{ questionId: string; answer: string }[]>(flowId, sealedAnswers);
+  const account = accountId ? await Account.findById(accountId, { securityAnswers: 1 }).lean() : null;
+  const stored = account?.securityAnswers ?? [];
+  let ok = stored.length >= 3;
+  // Always three slow checks, so an unknown account takes as long as a known one.
+  for (let i = 0; i < 3; i++) {
+    const s = stored[i];
+    const given = s ? answers.find((a) => a.questionId === s.questionId) : answers[i];
+    const right = await verifySecret(s?.hash ?? undefined, normalizeAnswer(given?.answer ?? ''));
+    ok = ok && right && !!given;
+  }
+  return { ok };
+}
+
+/** Starts the recovery hold: every channel on file gets a one-time link to cancel. Returns the token's digest. */
+export async function startRecoveryHold({ flowId, accountId, holdUntil }: { flowId: string; accountId: string; holdUntil: string }): Promise<{ tokenDigest: string }> {
+  // Derived rather than random, so a retried activity sends the same token it stores.
+  const token = Buffer.from(keyedDigest('veto', flowId), 'hex').subarray(0, 24).toString('base64url');
+  const url = `${config().publicUrl}/veto?flow=${encodeURIComponent(flowId)}&token=${token}`;
+  await notifyAccount(accountId, `${flowId}:hold`, recoveryHoldMessage(holdUntil, url), flowId);
+  return { tokenDigest: sha256(token) };
+}
+
+export async function applyPasswordReset({ flowId, accountId, passwordHash }: { flowId: string; accountId: string; passwordHash: string }): Promise<void> {
+  const now = new Date();
+  await Account.updateOne(
+    { _id: accountId },
+    {
+      $set: { passwordHash, passwordChangedAt: now, lockout: { failures: 0, lockCount: 0 }, recoveryFailures: { count: 0 } },
+    },
+  );
+  await Session.deleteMany({ accountId });
+  await notifyAccount(accountId, `${flowId}:password-changed`, passwordChangedMessage(now), flowId);
+}

@@ -1,0 +1,108 @@
+/** Talking to flows: find the workflow behind a flow id, query it, drive it with updates, map outcomes to HTTP. */
+import type { Response } from 'express';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
+import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
+import { temporalClient } from '../lib/temporal';
+import { problem, type ProblemCode } from './problem';
+import type { SessionInfo } from './auth';
+import { currentSession } from './auth';
+import type { Request } from 'express';
+
+export async function handleOf(flowId: string): Promise<WorkflowHandle> {
+  const workflowId = workflowIdOf(flowId);
+  if (!workflowId) throw problem('flow_not_found');
+  return (await temporalClient()).workflow.getHandle(workflowId);
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof WorkflowNotFoundError || (err as { name?: string })?.name === 'WorkflowNotFoundError' || /not found/i.test(String((err as Error)?.message));
+}
+
+export async function queryFlow(flowId: string): Promise<Flow> {
+  const handle = await handleOf(flowId);
+  try {
+    return await handle.query(flowQuery);
+  } catch (err) {
+    if (isNotFound(err)) throw problem('flow_not_found');
+    throw err;
+  }
+}
+
+export async function querySubject(flowId: string): Promise<FlowSubject> {
+  const handle = await handleOf(flowId);
+  try {
+    return await handle.query(flowSubjectQuery);
+  } catch (err) {
+    if (isNotFound(err)) throw problem('flow_not_found');
+    throw err;
+  }
+}
+
+/** Flows a signed-in user started can only be driven with that user's session; to anybody else they do not exist. */
+export async function authorizeFlow(req: Request, flowId: string): Promise<SessionInfo | undefined> {
+  const kind = kindOfFlowId(flowId);
+  if (kind !== 'change_phone' && kind !== 'change_email') return undefined;
+  const session = await currentSession(req);
+  const subject = await querySubject(flowId);
+  if (!session || session.accountId !== subject.ownerAccountId) throw problem('flow_not_found');
+  return session;
+}
+
+const ERROR_CODES: Record<string, ProblemCode> = {
+  captcha_invalid: 'captcha_invalid',
+  code_invalid: 'code_invalid',
+  code_expired: 'code_expired',
+  code_exhausted: 'code_exhausted',
+  resend_too_soon: 'resend_too_soon',
+  resend_limit: 'resend_limit',
+  answers_invalid: 'answers_invalid',
+  token_invalid: 'token_invalid',
+  too_many_attempts: 'too_many_attempts',
+  validation_failed: 'validation_failed',
+  consent_required: 'consent_required',
+  document_outdated: 'document_outdated',
+  phone_taken: 'phone_taken',
+  email_taken: 'email_taken',
+};
+
+/** Sends an update; answers 200 with the Flow, or the problem the flow reported. */
+export async function drive<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
+  const handle = await handleOf(flowId);
+  let result: FlowResult;
+  try {
+    result = await handle.executeUpdate(def as unknown as UpdateDefinition<FlowResult, [unknown]>, { args: args as unknown as [unknown] });
+  } catch (err) {
+    throw mapUpdateError(err);
+  }
+  if (result.ok) {
+    res.status(200).json(result.flow);
+    return;
+  }
+  const code = ERROR_CODES[result.error] ?? 'validation_failed';
+  const extra: Record<string, unknown> = {};
+  const headers: Record<string, string> = {};
+  if (result.attemptsLeft !== undefined) extra.attemptsLeft = result.attemptsLeft;
+  if (result.reasons) extra.reasons = result.reasons;
+  if (result.retryAfterMs !== undefined) {
+    const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+    extra.retryAfterSeconds = seconds;
+    headers['Retry-After'] = String(seconds);
+  }
+  extra.flow = result.flow;
+  throw problem(code, undefined, extra, headers);
+}
+
+export function mapUpdateError(err: unknown): unknown {
+  // An update to a flow that has ended: it exists, it just accepts nothing any more.
+  if (/already completed/i.test(String((err as Error)?.message))) return problem('step_mismatch', 'The flow has ended.');
+  if (isNotFound(err)) return problem('flow_not_found');
+  const message = err instanceof WorkflowUpdateFailedError ? String((err.cause as Error | undefined)?.message ?? '') : String((err as Error)?.message ?? '');
+  if (message.includes(STEP_MISMATCH) || message.includes('flow_ended')) {
+    return problem('step_mismatch', message.includes('flow_ended') ? 'The flow has ended.' : 'The flow is not at a step that accepts this.');
+  }
+  if (/already completed|workflow execution.*(completed|terminated|closed)/i.test(String((err as Error)?.message))) {
+    return problem('step_mismatch', 'The flow has ended.');
+  }
+  return err;
+}

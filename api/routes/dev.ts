@@ -1,0 +1,20 @@
+/** Development only (absent when NODE_ENV=production): what the dev transports delivered. */
+import { Router } from 'express';
+import { z } from 'zod';
+import { route } from '../registry';
+import { Outbox } from '../../db/models';
+
+export const devRouter = Router();
+
+const OutboxQuery = z.object({ to: z.string().min(3).max(254) }).strict();
+const OutboxMessage = z.object({ channel: z.enum(['sms', 'email']), to: z.string(), subject: z.string(), text: z.string(), flowId: z.string().optional(), sentAt: z.string() });
+
+route(
+  devRouter,
+  { method: 'get', path: '/v1/dev/outbox', summary: 'Messages delivered to an address, newest first (development only)', tag: 'Development', query: OutboxQuery, ok: { status: 200, description: 'Messages', schema: z.array(OutboxMessage) } },
+  async (_req, res, { query }) => {
+    const to = query.to.trim();
+    const rows = await Outbox.find({ to: { $in: [to, to.toLowerCase()] } }).sort({ sentAt: -1 }).limit(100).lean();
+    res.json(rows.map((r) => ({ channel: r.channel, to: r.to, subject: r.subject ?? '', text: r.text ?? '', flowId: r.flowId ?? undefined, sentAt: (r.sentAt ?? new Date(0)).toISOString() })));
+  },
+);

@@ -1,0 +1,282 @@
+/** The flow endpoints of ../shared/API.md: start a flow, then drive it step by step. */
+import { Router, type Request } from 'express';
+import { WorkflowIdConflictPolicy } from '@temporalio/client';
+import { route } from '../registry';
+import { problem } from '../problem';
+import * as S from '../schemas';
+import { consume } from '../rate-limit';
+import { authorizeFlow, drive, handleOf, mapUpdateError, queryFlow, querySubject } from '../flows-client';
+import { config } from '../../lib/config';
+import { flowSettings, temporalClient } from '../../lib/temporal';
+import { parseIdentifier } from '../../lib/identifiers';
+import { captchaDigest, codeDigest, idempotentFlowId, newFlowId, seal, sha256 } from '../../lib/secrets';
+import { hashSecret, passwordProblems, verifySecret } from '../../lib/passwords';
+import { makeCaptcha } from '../../activities/captcha';
+import { Account } from '../../db/models';
+import {
+  KIND_SLUG,
+  cancelUpdate,
+  newCaptchaUpdate,
+  notWorkingUpdate,
+  resendCodeUpdate,
+  setPasswordUpdate,
+  submitAnswersUpdate,
+  submitCaptchaUpdate,
+  submitCodeUpdate,
+  submitSupportUpdate,
+  vetoUpdate,
+  type Flow,
+  type FlowKind,
+} from '../../workflows/messages';
+import { passwordReset } from '../../workflows/password-reset';
+
+export const flowsRouter = Router();
+const tag = 'Flows';
+const params = S.flowIdParam;
+
+/** The client's Idempotency-Key, when given: a retried start lands on the same flow. */
+function idempotencyKey(req: Request): string | undefined {
+  const key = req.header('idempotency-key');
+  if (key === undefined) return undefined;
+  if (!/^[A-Za-z0-9_.:-]{8,128}$/.test(key)) throw problem('validation_failed', 'Idempotency-Key must be 8 to 128 characters of A-Z a-z 0-9 _ . : -');
+  return key;
+}
+
+/** Starts `workflow` for `kind`; with an Idempotency-Key, a repeated start returns the flow the first one started. */
+export async function startFlow(
+  req: Request,
+  kind: FlowKind,
+  workflowType: string,
+  scope: string,
+  makeArgs: (flowId: string, expiresAt: number) => unknown,
+  firstStep: Flow['step'],
+): Promise<Flow> {
+  const key = idempotencyKey(req);
+  const flowId = key ? idempotentFlowId(kind, scope, key) : newFlowId(kind);
+  const expiresAt = Date.now() + config().FLOW_TTL;
+  const client = await temporalClient();
+  const handle = await client.workflow.start(workflowType, {
+    workflowId: `${KIND_SLUG[kind]}/${flowId}`,
+    taskQueue: config().TEMPORAL_TASK_QUEUE,
+    args: [makeArgs(flowId, expiresAt)],
+    workflowIdConflictPolicy: key ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,
+  });
+  if (key && handle.firstExecutionRunId) {
+    // USE_EXISTING answers with the running flow's run: report its current state.
+    const desc = await handle.describe();
+    if (desc.startTime.getTime() < Date.now() - 2_000) return queryFlow(flowId);
+  }
+  return { flowId, kind, status: 'active', step: firstStep, expiresAt: new Date(expiresAt).toISOString() };
+}
+
+route(
+  flowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/password-reset',
+    summary: 'Forgot password: start a reset for an email, a phone (E.164) or an account id',
+    tag,
+    body: S.StartResetBody,
+    ok: { status: 201, description: 'The flow, at captcha (the same whether or not an account matches)', schema: S.FlowSchema },
+  },
+  async (req, res, { body }) => {
+    const id = parseIdentifier(body.identifier);
+    if (!id) throw problem('validation_failed', 'identifier: an email, a phone number in E.164 (+8613800138000) or a 10-digit account id', { errors: [{ path: 'body.identifier', message: 'not an email, E.164 phone or account id' }] });
+    await consume('startPerIp', req.ip ?? 'unknown');
+    await consume('startPerIdentifier', sha256(id.value));
+    const flow = await startFlow(req, 'password_reset', passwordReset.name, id.value, (flowId, expiresAt) => ({ flowId, identifier: id.value, settings: flowSettings(), expiresAt }), 'captcha');
+    res.status(201).json(flow);
+  },
+);
+
+route(
+  flowsRouter,
+  { method: 'get', path: '/v1/flows/:flowId', summary: 'The current state of a flow', tag, params, ok: { status: 200, description: 'The flow', schema: S.FlowSchema }, errors: ['flow_not_found'] },
+  async (req, res) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    res.json(await queryFlow(flowId));
+  },
+);
+
+route(
+  flowsRouter,
+  { method: 'delete', path: '/v1/flows/:flowId', summary: 'Cancel a flow', tag, params, ok: { status: 200, description: 'The flow, cancelled', schema: S.FlowSchema }, errors: ['flow_not_found', 'step_mismatch'] },
+  async (req, res) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, cancelUpdate);
+  },
+);
+
+route(
+  flowsRouter,
+  {
+    method: 'get',
+    path: '/v1/flows/:flowId/captcha',
+    summary: 'A fresh captcha picture (the previous one is void)',
+    tag,
+    params,
+    ok: { status: 200, description: 'An SVG text-in-picture challenge', schema: 'svg' },
+    errors: ['flow_not_found', 'step_mismatch'],
+  },
+  async (req, res) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    const { svg, answer } = makeCaptcha();
+    const handle = await handleOf(flowId);
+    try {
+      await handle.executeUpdate(newCaptchaUpdate, { args: [{ answerDigest: captchaDigest(flowId, answer) }] });
+    } catch (err) {
+      throw mapUpdateError(err);
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    res.type('image/svg+xml').send(svg);
+  },
+);
+
+route(
+  flowsRouter,
+  { method: 'post', path: '/v1/flows/:flowId/captcha', summary: 'Answer the captcha', tag, params, body: S.CaptchaBody, ok: { status: 200, description: 'The flow', schema: S.FlowSchema }, errors: ['flow_not_found', 'step_mismatch', 'captcha_invalid'] },
+  async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, submitCaptchaUpdate, { answerDigest: captchaDigest(flowId, body.answer) });
+  },
+);
+
+route(
+  flowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/code',
+    summary: 'Submit the 6-digit code',
+    tag,
+    params,
+    body: S.CodeBody,
+    ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch', 'code_invalid', 'code_expired', 'code_exhausted', 'too_many_attempts'],
+  },
+  async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await consume('submitPerFlow', flowId);
+    await drive(res, flowId, submitCodeUpdate, { codeDigest: codeDigest(flowId, body.code) });
+  },
+);
+
+route(
+  flowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/resend',
+    summary: 'Send a new code (the old one is void)',
+    tag,
+    params,
+    ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch', 'resend_too_soon', 'resend_limit'],
+  },
+  async (req, res) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, resendCodeUpdate);
+  },
+);
+
+route(
+  flowsRouter,
+  { method: 'post', path: '/v1/flows/:flowId/not-working', summary: '"Not working?": code → security questions → support', tag, params, ok: { status: 200, description: 'The flow', schema: S.FlowSchema }, errors: ['flow_not_found', 'step_mismatch'] },
+  async (req, res) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, notWorkingUpdate);
+  },
+);
+
+route(
+  flowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/security-answers',
+    summary: 'Answer the security questions (all must be right)',
+    tag,
+    params,
+    body: S.AnswersBody,
+    ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch', 'answers_invalid', 'too_many_attempts'],
+  },
+  async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await consume('submitPerFlow', flowId);
+    await drive(res, flowId, submitAnswersUpdate, { sealedAnswers: seal(flowId, body.answers) });
+  },
+);
+
+route(
+  flowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/support',
+    summary: 'Ask a person for help: account id, device IMEI and an email to answer to',
+    tag,
+    params,
+    body: S.SupportBody,
+    ok: { status: 200, description: 'The flow, at support_review', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch'],
+  },
+  async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, submitSupportUpdate, { accountId: body.accountId, imei: body.imei, contactEmail: body.contactEmail.toLowerCase(), message: body.message });
+  },
+);
+
+route(
+  flowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/password',
+    summary: 'Choose the new password',
+    tag,
+    params,
+    body: S.PasswordBody,
+    ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch', 'password_mismatch', 'password_weak'],
+  },
+  async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    const flow = await queryFlow(flowId);
+    if (flow.status !== 'active' || (flow.step !== 'new_password' && flow.step !== 'password')) throw problem('step_mismatch');
+    if (body.password !== body.confirmation) throw problem('password_mismatch');
+    const subject = await querySubject(flowId);
+    const reasons = passwordProblems(body.password, subject.identifiers);
+    if (subject.subjectAccountId && reasons.length === 0) {
+      const account = await Account.findById(subject.subjectAccountId, { passwordHash: 1 }).lean();
+      if (account && (await verifySecret(account.passwordHash, body.password))) reasons.push('same_as_current');
+    }
+    if (reasons.length) throw problem('password_weak', `Choose another password: ${reasons.join(', ')}.`, { reasons });
+    // The plain text stops here: the flow only ever sees the argon2id hash.
+    await drive(res, flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) });
+  },
+);
+
+route(
+  flowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/veto',
+    summary: 'Cancel a held reset with the token from the notice',
+    tag,
+    params,
+    body: S.VetoBody,
+    ok: { status: 200, description: 'The flow, cancelled', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch', 'token_invalid'],
+  },
+  async (req, res, { body }) => {
+    await drive(res, String(req.params.flowId), vetoUpdate, { tokenDigest: sha256(body.token) });
+  },
+);
+
+

@@ -1,0 +1,17 @@
+/** Builds the workflow bundle the production worker loads (dist/workflow-bundle.js). */
+import fs from 'node:fs';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+
+async function main(): Promise<void> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+  const out = path.resolve(__dirname, '..', fs.existsSync(path.resolve(__dirname, '..', 'dist')) && __dirname.includes(`${path.sep}dist${path.sep}`) ? '' : 'dist', 'workflow-bundle.js');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, code);
+  console.log(`workflow bundle: ${out} (${(code.length / 1024).toFixed(0)} KiB)`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

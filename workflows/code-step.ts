@@ -1,0 +1,141 @@
+/**
+ * The "enter the 6-digit code" step, the same for every flow: a code with an expiry timer, a few
+ * attempts, resend with cooldown and limit. The code itself never enters the workflow: an activity
+ * generates it and returns its HMAC; the API sends the HMAC of what the user typed.
+ */
+import { sleep, uuid4 } from '@temporalio/workflow';
+import { db, delivery } from './activities-proxy';
+import { FlowState, sameDigest } from './flow-state';
+import type { Channel, FlowResult, FlowSettings } from './messages';
+import type { CodePurpose } from '../activities/codes';
+
+export interface CodeTarget {
+  purpose: CodePurpose;
+  channel: Channel;
+  destinationHint: string;
+  /** The account whose channel on file receives the code (the activity looks the address up). */
+  accountId?: string;
+  /** An address given in the flow itself (sign-up, a new phone, a support contact email). */
+  to?: string;
+  /** False for an identifier that matches no account: the step looks the same, but nothing is sent and no code matches. */
+  deliverable: boolean;
+}
+
+interface IssuedCode {
+  codeId: string;
+  hmac?: string;
+  expiresAt: number;
+  attemptsLeft: number;
+  expired: boolean;
+}
+
+/** Wrong codes and answers counted per account, across flows, so starting a new flow buys no new guesses. */
+export class AccountAttempts {
+  private blockedUntil = 0;
+  constructor(private readonly accountId: string | undefined) {}
+
+  blockedForMs(): number {
+    return Math.max(this.blockedUntil - Date.now(), 0);
+  }
+
+  async recordFailure(): Promise<void> {
+    if (!this.accountId) return;
+    const { blockedUntil } = await db.recordFailedAttempt({ accountId: this.accountId });
+    if (blockedUntil) this.blockedUntil = Date.parse(blockedUntil);
+  }
+}
+
+export class CodeStep {
+  private code?: IssuedCode;
+  private resendsLeft: number;
+  private resendAt = 0;
+  verified = false;
+
+  constructor(
+    private readonly flow: FlowState,
+    private readonly settings: FlowSettings,
+    private readonly target: CodeTarget,
+    private readonly ttlMs: number,
+    private readonly attempts: AccountAttempts,
+  ) {
+    this.resendsLeft = settings.maxResends;
+  }
+
+  /** The current code lapsed (its durable timer fired). */
+  get lapsed(): boolean {
+    return !!this.code && this.isExpired(this.code);
+  }
+
+  /** Issues a fresh code (the previous one is void), starts its expiry timer and its delivery. */
+  async send(): Promise<void> {
+    const codeId = uuid4();
+    const now = Date.now();
+    let hmac: string | undefined;
+    if (this.target.deliverable) {
+      ({ hmac } = await db.issueCode({
+        flowId: this.flow.flowId,
+        codeId,
+        purpose: this.target.purpose,
+        channel: this.target.channel,
+        accountId: this.target.accountId,
+        to: this.target.to,
+        ttlMs: this.ttlMs,
+      }));
+      // Delivery retries with backoff in the background; the user can already type the code or resend.
+      delivery(this.ttlMs)
+        .deliverCode({ codeId })
+        .catch(() => undefined);
+    }
+    const code: IssuedCode = { codeId, hmac, expiresAt: now + this.ttlMs, attemptsLeft: this.settings.maxCodeAttempts, expired: false };
+    this.code = code;
+    this.resendAt = now + this.settings.resendCooldownMs;
+    void sleep(this.ttlMs).then(() => {
+      code.expired = true;
+    });
+    this.show();
+  }
+
+  show(): void {
+    const code = this.code!;
+    this.flow.goTo('code', {
+      channel: this.target.channel,
+      destinationHint: this.target.destinationHint,
+      codeExpiresAt: new Date(code.expiresAt).toISOString(),
+      attemptsLeft: code.attemptsLeft,
+      resendAvailableAt: new Date(this.resendAt).toISOString(),
+      resendsLeft: this.resendsLeft,
+    });
+  }
+
+  async submit(codeDigest: string): Promise<FlowResult> {
+    const code = this.code!;
+    const blocked = this.attempts.blockedForMs();
+    if (blocked > 0) return this.flow.fail('too_many_attempts', { retryAfterMs: blocked });
+    if (this.isExpired(code)) return this.flow.fail('code_expired');
+    if (code.attemptsLeft <= 0) return this.flow.fail('code_exhausted', { attemptsLeft: 0 });
+    if (sameDigest(code.hmac, codeDigest)) {
+      this.verified = true;
+      await this.flow.movedOn('code');
+      return this.flow.ok();
+    }
+    code.attemptsLeft -= 1;
+    this.show();
+    await this.attempts.recordFailure();
+    return code.attemptsLeft > 0
+      ? this.flow.fail('code_invalid', { attemptsLeft: code.attemptsLeft })
+      : this.flow.fail('code_exhausted', { attemptsLeft: 0 });
+  }
+
+  async resend(): Promise<FlowResult> {
+    if (this.resendsLeft <= 0) return this.flow.fail('resend_limit');
+    const wait = this.resendAt - Date.now();
+    if (wait > 0) return this.flow.fail('resend_too_soon', { retryAfterMs: wait });
+    this.resendsLeft -= 1;
+    await this.send();
+    return this.flow.ok();
+  }
+
+  private isExpired(code: IssuedCode): boolean {
+    return code.expired || Date.now() >= code.expiresAt;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The state every flow keeps, and the one way it moves: `goTo(step)` / `end(status)`. Each move is
+ * upserted as search attributes so the Temporal UI can filter "resets stuck at code for an hour".
+ */
+import { condition, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  FLOW_KIND,
+  FLOW_STATUS,
+  FLOW_STEP,
+  FLOW_STEP_SINCE,
+  FLOW_ENDED,
+  STEP_MISMATCH,
+  type Flow,
+  type FlowKind,
+  type FlowStatus,
+  type FlowStep,
+  type FlowResult,
+  type FlowError,
+} from './messages';
+
+/** Thrown inside the flow body when the flow ended while it was waiting (expired, cancelled, superseded). */
+export class FlowEnded extends Error {}
+
+export class FlowState {
+  step: FlowStep;
+  status: FlowStatus = 'active';
+  reason?: string;
+  /** The current phase's deadline (epoch ms); the whole-flow TTL while the user is interacting. */
+  deadline: number;
+  /** Fields shown with the current step only; reset on every step change. */
+  stepView: Partial<Flow> = {};
+
+  constructor(
+    readonly flowId: string,
+    readonly kind: FlowKind,
+    firstStep: FlowStep,
+    deadline: number,
+  ) {
+    this.step = firstStep;
+    this.deadline = deadline;
+    this.publish();
+  }
+
+  get active(): boolean {
+    return this.status === 'active';
+  }
+
+  goTo(step: FlowStep, view: Partial<Flow> = {}): void {
+    this.step = step;
+    this.stepView = view;
+    this.publish();
+  }
+
+  end(status: Exclude<FlowStatus, 'active'>, reason?: string): void {
+    if (!this.active) return;
+    this.status = status;
+    this.reason = reason;
+    if (status === 'completed') this.step = 'done';
+    this.stepView = {};
+    this.publish();
+  }
+
+  /** Waits until `ready()` holds; ends the flow `expired` at the deadline, and unwinds if it ended meanwhile. */
+  async until(ready: () => boolean): Promise<void> {
+    const inTime = await condition(() => ready() || !this.active, Math.max(this.deadline - Date.now(), 1));
+    if (!inTime && this.active) this.end('expired', 'deadline');
+    if (!this.active) throw new FlowEnded(this.status);
+  }
+
+  /** For update handlers: wait until the flow body has moved on from `step` (so the answer shows the next step). */
+  async movedOn(step: FlowStep): Promise<void> {
+    await condition(() => this.step !== step || !this.active);
+  }
+
+  view(): Flow {
+    const flow: Flow = { flowId: this.flowId, kind: this.kind, status: this.status, step: this.step };
+    if (this.active) {
+      flow.expiresAt = new Date(this.deadline).toISOString();
+      Object.assign(flow, this.stepView);
+    }
+    if (this.reason && this.status !== 'completed') flow.reason = this.reason;
+    return flow;
+  }
+
+  ok(): FlowResult {
+    return { ok: true, flow: this.view() };
+  }
+
+  fail(error: FlowError, extra: { attemptsLeft?: number; retryAfterMs?: number; reasons?: string[] } = {}): FlowResult {
+    return { ok: false, flow: this.view(), error, ...extra };
+  }
+
+  /** An update validator: rejects (changing nothing, leaving no history) unless the flow is at one of `steps`. */
+  expect(...steps: FlowStep[]): (...args: any[]) => void {
+    return () => {
+      if (!this.active) throw new Error(FLOW_ENDED);
+      if (!steps.includes(this.step)) throw new Error(STEP_MISMATCH);
+    };
+  }
+
+  private publish(): void {
+    upsertSearchAttributes([
+      { key: FLOW_KIND, value: this.kind },
+      { key: FLOW_STEP, value: this.step },
+      { key: FLOW_STATUS, value: this.status },
+      { key: FLOW_STEP_SINCE, value: new Date() },
+    ]);
+  }
+}
+
+/** Constant-time comparison of two hex digests (the workflow sandbox has no node:crypto). */
+export function sameDigest(a: string | undefined, b: string): boolean {
+  if (a === undefined || a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}

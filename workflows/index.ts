@@ -1,0 +1,3 @@
+/** Every workflow the worker runs. One flow, one file. */
+export { passwordReset } from './password-reset';
+export { supportReview } from './support-review';

@@ -1,0 +1,151 @@
+/**
+ * The messages every flow understands, shared by the workflows (which handle them) and the API
+ * (which sends them). Nothing secret travels in these: codes and captcha answers arrive as HMAC
+ * digests, new passwords as argon2 hashes, security answers sealed for the activity that checks them.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export type FlowKind = 'password_reset' | 'sign_up' | 'change_phone' | 'change_email';
+export type FlowStatus = 'active' | 'completed' | 'expired' | 'cancelled' | 'rejected';
+export type FlowStep =
+  | 'captcha'
+  | 'code'
+  | 'security_questions'
+  | 'support'
+  | 'support_review'
+  | 'new_password'
+  | 'hold'
+  | 'consent'
+  | 'password'
+  | 'new_phone'
+  | 'confirm_new_phone'
+  | 'new_email'
+  | 'confirm_new_email'
+  | 'done';
+export type Channel = 'sms' | 'email';
+
+/** The public Flow object of ../shared/API.md. Fields that do not apply to the current step are omitted. */
+export interface Flow {
+  flowId: string;
+  kind: FlowKind;
+  status: FlowStatus;
+  step: FlowStep;
+  expiresAt?: string;
+  channel?: Channel;
+  destinationHint?: string;
+  codeExpiresAt?: string;
+  attemptsLeft?: number;
+  resendAvailableAt?: string;
+  resendsLeft?: number;
+  questions?: { id: string; text: string }[];
+  documents?: { id: string; version: string }[];
+  supportCaseId?: string;
+  holdUntil?: string;
+  accountId?: string;
+  session?: { token: string; expiresAt: string };
+  /** Why the flow ended, when it ended other than completed (a stable code, e.g. "superseded"). */
+  reason?: string;
+}
+
+/** Durations (ms) and limits, passed in as input so tests can use seconds. */
+export interface FlowSettings {
+  codeTtlMs: number;
+  resendCooldownMs: number;
+  maxResends: number;
+  maxCodeAttempts: number;
+  maxAnswerAttempts: number;
+  flowTtlMs: number;
+  supportReviewTtlMs: number;
+  recoveryHoldMs: number;
+}
+
+/** What an update answers: the Flow after it, or a stable error code with what the client needs to act on it. */
+export type FlowResult =
+  | { ok: true; flow: Flow }
+  | { ok: false; flow: Flow; error: FlowError; attemptsLeft?: number; retryAfterMs?: number; reasons?: string[] };
+
+export type FlowError =
+  | 'captcha_invalid'
+  | 'code_invalid'
+  | 'code_expired'
+  | 'code_exhausted'
+  | 'resend_too_soon'
+  | 'resend_limit'
+  | 'answers_invalid'
+  | 'token_invalid'
+  | 'too_many_attempts'
+  | 'validation_failed'
+  | 'consent_required'
+  | 'document_outdated'
+  | 'phone_taken'
+  | 'email_taken';
+
+/** The reason an update validator gives when the current step does not accept the action. */
+export const STEP_MISMATCH = 'step_mismatch';
+export const FLOW_ENDED = 'flow_ended';
+
+// Queries
+export const flowQuery = defineQuery<Flow>('flow');
+/** Not part of the public Flow (API use only): who may drive it, which account it is about, and what a new password must not equal. */
+export interface FlowSubject {
+  ownerAccountId?: string;
+  subjectAccountId?: string;
+  identifiers: string[];
+}
+export const flowSubjectQuery = defineQuery<FlowSubject>('flowSubject');
+
+// Updates shared by every flow kind
+export const newCaptchaUpdate = defineUpdate<FlowResult, [{ answerDigest: string }]>('newCaptcha');
+export const submitCaptchaUpdate = defineUpdate<FlowResult, [{ answerDigest: string }]>('submitCaptcha');
+export const submitCodeUpdate = defineUpdate<FlowResult, [{ codeDigest: string }]>('submitCode');
+export const resendCodeUpdate = defineUpdate<FlowResult, []>('resendCode');
+export const notWorkingUpdate = defineUpdate<FlowResult, []>('notWorking');
+export const submitAnswersUpdate = defineUpdate<FlowResult, [{ sealedAnswers: string }]>('submitAnswers');
+export const submitSupportUpdate = defineUpdate<
+  FlowResult,
+  [{ accountId: string; imei: string; contactEmail: string; message?: string }]
+>('submitSupport');
+export const setPasswordUpdate = defineUpdate<FlowResult, [{ passwordHash: string }]>('setPassword');
+export const vetoUpdate = defineUpdate<FlowResult, [{ tokenDigest: string }]>('veto');
+export const cancelUpdate = defineUpdate<FlowResult, []>('cancel');
+
+/** Another start for the same account took over; this flow ends cancelled. */
+export const supersededSignal = defineSignal<[{ byFlowId: string }]>('superseded');
+
+// The support review (a child workflow per case)
+export interface SupportDecision {
+  approved: boolean;
+  reviewer: string;
+  note: string;
+  decidedAt: string;
+}
+export const decideSignal = defineSignal<[SupportDecision]>('decide');
+
+// Search attributes, registered on the dev server (scripts/stack.ts) and in docker-compose.yml
+export const FLOW_KIND = defineSearchAttributeKey('FlowKind', SearchAttributeType.KEYWORD);
+export const FLOW_STEP = defineSearchAttributeKey('FlowStep', SearchAttributeType.KEYWORD);
+export const FLOW_STATUS = defineSearchAttributeKey('FlowStatus', SearchAttributeType.KEYWORD);
+export const FLOW_STEP_SINCE = defineSearchAttributeKey('FlowStepSince', SearchAttributeType.DATETIME);
+
+/** Workflow ids say what they are: `password-reset/<flowId>`. The flowId's prefix names the kind. */
+export const KIND_PREFIX: Record<FlowKind, string> = {
+  password_reset: 'rst_',
+  sign_up: 'sgn_',
+  change_phone: 'chp_',
+  change_email: 'che_',
+};
+export const KIND_SLUG: Record<FlowKind, string> = {
+  password_reset: 'password-reset',
+  sign_up: 'sign-up',
+  change_phone: 'change-phone',
+  change_email: 'change-email',
+};
+export function kindOfFlowId(flowId: string): FlowKind | undefined {
+  if (!/^[a-z]{3}_[A-Za-z0-9_-]{22}$/.test(flowId)) return undefined;
+  return (Object.keys(KIND_PREFIX) as FlowKind[]).find((k) => flowId.startsWith(KIND_PREFIX[k]));
+}
+export function workflowIdOf(flowId: string): string | undefined {
+  const kind = kindOfFlowId(flowId);
+  return kind && `${KIND_SLUG[kind]}/${flowId}`;
+}

@@ -1,0 +1,288 @@
+/**
+ * Forgot password, as the seeds tell it:
+ *
+ *   captcha → code (to the channel the identifier names) → new password → done
+ *              └ not working? → security questions ─┐
+ *                               └ not working? ─────┴→ support form → human review
+ *                                                        ├ approved → code to the contact email → new password
+ *                                                        └ rejected / no review in time → ends
+ *   A reset that proved no channel on file is held (RECOVERY_HOLD) and every channel on file can veto it.
+ *
+ * An identifier that matches no account walks the same steps with the same answers; nothing is sent
+ * and no code or answer is ever accepted.
+ */
+import { executeChild, getExternalWorkflowHandle, condition, setHandler, ParentClosePolicy } from '@temporalio/workflow';
+import { db, slow, delivery } from './activities-proxy';
+import { FlowEnded, FlowState, sameDigest } from './flow-state';
+import { AccountAttempts, CodeStep } from './code-step';
+import { supportReview } from './support-review';
+import {
+  cancelUpdate,
+  flowQuery,
+  flowSubjectQuery,
+  newCaptchaUpdate,
+  notWorkingUpdate,
+  resendCodeUpdate,
+  setPasswordUpdate,
+  submitAnswersUpdate,
+  submitCaptchaUpdate,
+  submitCodeUpdate,
+  submitSupportUpdate,
+  supersededSignal,
+  vetoUpdate,
+  workflowIdOf,
+  type Flow,
+  type FlowSettings,
+  type SupportDecision,
+} from './messages';
+
+export interface PasswordResetInput {
+  flowId: string;
+  identifier: string;
+  settings: FlowSettings;
+  /** The whole-flow deadline the API already promised the client (epoch ms). */
+  expiresAt: number;
+}
+
+export interface SupportForm {
+  accountId: string;
+  imei: string;
+  contactEmail: string;
+  message?: string;
+}
+
+export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
+  const { flowId, settings } = input;
+  const flow = new FlowState(flowId, 'password_reset', 'captcha', input.expiresAt);
+
+  let subject: { accountId?: string; identifiers: string[] } = { identifiers: [input.identifier] };
+  let captchaDigest: string | undefined;
+  let captchaPassed = false;
+  let codes: CodeStep | undefined;
+  let notWorkingAllowed = true;
+  let wantsFallback = false;
+  let questionsPassed = false;
+  let answerAttemptsLeft = settings.maxAnswerAttempts;
+  let supportForm: SupportForm | undefined;
+  let passwordHash: string | undefined;
+  let vetoDigest: string | undefined;
+  let vetoed = false;
+  let attempts = new AccountAttempts(undefined);
+
+  setHandler(flowQuery, () => flow.view());
+  setHandler(flowSubjectQuery, () => ({ subjectAccountId: subject.accountId, identifiers: subject.identifiers }));
+  setHandler(supersededSignal, ({ byFlowId }) => flow.end('cancelled', `superseded by ${byFlowId}`));
+  setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), { validator: flow.expect(...allSteps) });
+
+  setHandler(
+    newCaptchaUpdate,
+    ({ answerDigest }) => {
+      captchaDigest = answerDigest;
+      return flow.ok();
+    },
+    { validator: flow.expect('captcha') },
+  );
+  setHandler(
+    submitCaptchaUpdate,
+    async ({ answerDigest }) => {
+      const right = sameDigest(captchaDigest, answerDigest);
+      captchaDigest = undefined; // one answer per challenge
+      if (!right) return flow.fail('captcha_invalid');
+      captchaPassed = true;
+      await flow.movedOn('captcha');
+      return flow.ok();
+    },
+    { validator: flow.expect('captcha') },
+  );
+  setHandler(submitCodeUpdate, ({ codeDigest }) => codes!.submit(codeDigest), { validator: flow.expect('code') });
+  setHandler(resendCodeUpdate, () => codes!.resend(), { validator: flow.expect('code') });
+  setHandler(
+    notWorkingUpdate,
+    async () => {
+      const from = flow.step;
+      wantsFallback = true;
+      await flow.movedOn(from);
+      return flow.ok();
+    },
+    {
+      validator: () => {
+        flow.expect('code', 'security_questions')();
+        if (!notWorkingAllowed) throw new Error('step_mismatch');
+      },
+    },
+  );
+  setHandler(
+    submitAnswersUpdate,
+    async ({ sealedAnswers }) => {
+      const blocked = attempts.blockedForMs();
+      if (blocked > 0) return flow.fail('too_many_attempts', { retryAfterMs: blocked });
+      const { ok } = await slow.verifySecurityAnswers({ flowId, accountId: subject.accountId, sealedAnswers });
+      if (ok) {
+        questionsPassed = true;
+      } else {
+        answerAttemptsLeft -= 1;
+        await attempts.recordFailure();
+        if (answerAttemptsLeft > 0) {
+          flow.goTo('security_questions', { ...flow.stepView, attemptsLeft: answerAttemptsLeft });
+          return flow.fail('answers_invalid', { attemptsLeft: answerAttemptsLeft });
+        }
+      }
+      await flow.movedOn('security_questions');
+      return ok ? flow.ok() : flow.fail('answers_invalid', { attemptsLeft: 0 });
+    },
+    { validator: flow.expect('security_questions') },
+  );
+  setHandler(
+    submitSupportUpdate,
+    async (form) => {
+      supportForm = form;
+      await flow.movedOn('support');
+      return flow.ok();
+    },
+    { validator: flow.expect('support') },
+  );
+  setHandler(
+    setPasswordUpdate,
+    async (p) => {
+      passwordHash = p.passwordHash;
+      await flow.movedOn('new_password');
+      return flow.ok();
+    },
+    { validator: flow.expect('new_password') },
+  );
+  setHandler(
+    vetoUpdate,
+    ({ tokenDigest }) => {
+      if (!sameDigest(vetoDigest, tokenDigest)) return flow.fail('token_invalid');
+      vetoed = true;
+      flow.end('cancelled', 'vetoed');
+      return flow.ok();
+    },
+    { validator: flow.expect('hold') },
+  );
+
+  try {
+    const target = await db.findRecoveryTarget({ flowId, identifier: input.identifier });
+    subject = { accountId: target.accountId, identifiers: target.identifiers };
+    attempts = new AccountAttempts(target.accountId);
+    if (target.accountId) {
+      // One active reset per account: this start supersedes the one before it.
+      const { previousFlowId } = await db.claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId });
+      if (previousFlowId) await supersede(previousFlowId, flowId);
+    }
+
+    // 1. Captcha: prove a human is here before anything is sent.
+    await flow.until(() => captchaPassed);
+
+    // 2. A code to the channel the identifier names.
+    codes = new CodeStep(
+      flow,
+      settings,
+      { purpose: 'password_reset', channel: target.channel, destinationHint: target.destinationHint, accountId: target.accountId, deliverable: !!target.accountId },
+      settings.codeTtlMs,
+      attempts,
+    );
+    await codes.send();
+    await flow.until(() => codes!.verified || wantsFallback);
+    const provedChannelOnFile = codes.verified;
+
+    if (!provedChannelOnFile) {
+      // 3. "Not working?": the account's security questions, all three right.
+      if (target.questions.length > 0) {
+        wantsFallback = false;
+        flow.goTo('security_questions', { questions: target.questions, attemptsLeft: answerAttemptsLeft });
+        await flow.until(() => questionsPassed || answerAttemptsLeft <= 0 || wantsFallback);
+      }
+      notWorkingAllowed = false;
+
+      if (!questionsPassed) {
+        // 4. Support: a person checks the account ID and the device's IMEI.
+        flow.goTo('support');
+        await flow.until(() => supportForm !== undefined);
+        const form = supportForm!;
+        const { caseId } = await db.openSupportCase({ flowId, subjectAccountId: target.accountId, ...form });
+        flow.goTo('support_review', { supportCaseId: caseId });
+        flow.deadline = Date.now() + settings.supportReviewTtlMs;
+        const decision = await awaitReview(flow, caseId, settings.supportReviewTtlMs);
+        if (!decision) {
+          await db.expireSupportCase({ caseId });
+          flow.end('expired', 'support_review_timeout');
+          return flow.view();
+        }
+        if (!decision.approved) {
+          await db.notifySupportRejected({ caseId });
+          flow.end('rejected', 'support_rejected');
+          return flow.view();
+        }
+        // Approved: a code to the contact email the user gave, then a new password (held below).
+        flow.deadline = Date.now() + settings.flowTtlMs;
+        codes = new CodeStep(
+          flow,
+          settings,
+          { purpose: 'password_reset', channel: 'email', destinationHint: maskEmailHint(form.contactEmail), to: form.contactEmail, accountId: decision.accountId, deliverable: !!decision.accountId },
+          settings.codeTtlMs,
+          attempts,
+        );
+        subject = { ...subject, accountId: decision.accountId ?? subject.accountId };
+        await codes.send();
+        await flow.until(() => codes!.verified);
+      }
+    }
+
+    // 5. The new password (already an argon2 hash: the API never lets the plain text reach us).
+    flow.goTo('new_password');
+    await flow.until(() => passwordHash !== undefined);
+    const accountId = subject.accountId!;
+
+    if (!provedChannelOnFile) {
+      // 6. The recovery hold: every channel on file is told and can veto before the password changes.
+      const holdUntil = Date.now() + settings.recoveryHoldMs;
+      flow.deadline = holdUntil;
+      flow.goTo('hold', { holdUntil: new Date(holdUntil).toISOString() });
+      ({ tokenDigest: vetoDigest } = await db.startRecoveryHold({ flowId, accountId, holdUntil: new Date(holdUntil).toISOString() }));
+      await condition(() => vetoed || !flow.active, settings.recoveryHoldMs);
+      if (!flow.active) throw new FlowEnded(flow.status);
+    }
+
+    // 7. Apply: new hash, every session revoked, lockout cleared, every channel told.
+    await slow.applyPasswordReset({ flowId, accountId, passwordHash: passwordHash! });
+    flow.end('completed');
+  } catch (err) {
+    if (!(err instanceof FlowEnded)) throw err;
+  } finally {
+    if (subject.accountId) await db.releaseActiveFlow({ accountId: subject.accountId, kind: 'password_reset', flowId });
+  }
+  return flow.view();
+}
+
+const allSteps = ['captcha', 'code', 'security_questions', 'support', 'support_review', 'new_password', 'hold'] as const;
+
+async function supersede(previousFlowId: string, byFlowId: string): Promise<void> {
+  const workflowId = workflowIdOf(previousFlowId);
+  if (!workflowId) return;
+  try {
+    await getExternalWorkflowHandle(workflowId).signal(supersededSignal, { byFlowId });
+  } catch {
+    // it already ended: nothing to supersede
+  }
+}
+
+/** Hands the case to a human through the `supportReview` workflow and waits for the decision (null: no review in time). */
+async function awaitReview(flow: FlowState, caseId: string, reviewTtlMs: number): Promise<(SupportDecision & { accountId?: string }) | null> {
+  let decision: (SupportDecision & { accountId?: string }) | null | undefined;
+  void executeChild(supportReview, {
+    workflowId: `support-review/${caseId}`,
+    args: [{ caseId, flowId: flow.flowId, reviewTtlMs }],
+    parentClosePolicy: ParentClosePolicy.TERMINATE,
+  }).then(
+    (d) => (decision = d),
+    () => (decision = null),
+  );
+  await flow.until(() => decision !== undefined);
+  return decision ?? null;
+}
+
+function maskEmailHint(email: string): string {
+  const [local = '', domain = ''] = email.split('@');
+  return `${local.slice(0, 1)}***@${domain}`;
+}
