@@ -209,6 +209,16 @@ export interface ExitInfo {
 
 /** Every process group we started and have not seen gone, killed if this process exits without stopping them. */
 const liveGroups = new Set<number>();
+/** Every ManagedProcess started and not yet exited, in start order. */
+const liveProcs = new Set<ManagedProcess>();
+
+/**
+ * Stops every ManagedProcess of this process that is still running, newest first: a catch-all for
+ * shutdown paths where the Stack/App objects are not at hand (e.g. a signal arrives mid-start).
+ */
+export async function stopAllManaged(): Promise<void> {
+  for (const p of [...liveProcs].reverse()) await p.stop();
+}
 process.on('exit', () => {
   for (const pgid of liveGroups) {
     try {
@@ -292,6 +302,7 @@ export class ManagedProcess extends EventEmitter {
     this.exited = new Promise<ExitInfo>((resolve) => {
       const finish = (code: number | null, signal: NodeJS.Signals | null) => {
         if (child.pid) liveGroups.delete(child.pid);
+        if (this.child === child) liveProcs.delete(this);
         const info: ExitInfo = { code, signal, expected: this.expectExit };
         resolve(info);
         if (this.child === child) this.emit('exit', info);
@@ -300,6 +311,8 @@ export class ManagedProcess extends EventEmitter {
       child.once('error', () => finish(null, null)); // spawn failed (e.g. ENOENT): there will be no 'exit'
     });
     if (child.pid) liveGroups.add(child.pid);
+    liveProcs.delete(this); // re-added at the end: start order
+    liveProcs.add(this);
     const spawnError = await spawned;
     if (spawnError) throw new Error(`${this.name} could not be started: ${spawnError.message}\n  command: ${command} ${args.join(' ')}`);
 
@@ -699,6 +712,8 @@ export interface StartAppOptions {
   /** Start the worker / the API (default both). */
   worker?: boolean;
   api?: boolean;
+  /** The Temporal UI's URL: the codec server then admits it in CORS (unless env sets CODEC_CORS_ORIGINS). */
+  temporalUiUrl?: string;
   /** How long to wait for each to be ready; default 120 s (the worker bundles the workflows first). */
   readyTimeoutMs?: number;
 }
@@ -722,16 +737,26 @@ export async function startApp(env: Record<string, string | undefined>, opts: St
   const codecPort = opts.codec ? (opts.codecPort ?? (env.CODEC_PORT ? Number(env.CODEC_PORT) : await freePort())) : undefined;
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, PORT: String(apiPort) };
   if (codecPort) childEnv.CODEC_PORT = String(codecPort);
+  if (codecPort && opts.temporalUiUrl && !env.CODEC_CORS_ORIGINS) {
+    const ui = new URL(opts.temporalUiUrl);
+    childEnv.CODEC_CORS_ORIGINS = [`http://localhost:${ui.port}`, `http://127.0.0.1:${ui.port}`].join(',');
+  }
   const timeout = opts.readyTimeoutMs ?? 120_000;
-  const tsx = (name: string, entry: string, ready: ReadyCheck) =>
-    new ManagedProcess({ name, command: TSX, args: [entry], env: childEnv, cwd: ROOT, logFile: path.join(opts.logDir, `${name}.log`), ready, readyTimeoutMs: timeout, stopGraceMs: 15_000 });
+  const tsx = (name: string, entry: string, ready: ReadyCheck, procEnv = childEnv) =>
+    new ManagedProcess({ name, command: TSX, args: [entry], env: procEnv, cwd: ROOT, logFile: path.join(opts.logDir, `${name}.log`), ready, readyTimeoutMs: timeout, stopGraceMs: 15_000 });
 
   const app: App = { env: childEnv, urls: {}, stop: async () => undefined };
   if (codecPort) {
     app.codec = tsx('codec', 'api/codec-server.ts', (signal) => waitForHttp(`http://127.0.0.1:${codecPort}/healthz`, 200, { signal }));
     app.urls.codec = `http://127.0.0.1:${codecPort}`;
   }
-  if (opts.worker !== false) app.worker = tsx('worker', 'worker/index.ts', (signal, proc) => waitForLog(proc, 'worker started', { signal }));
+  if (opts.worker !== false) {
+    // Readiness is the worker's "worker started" line, logged at info: a quieter LOG_LEVEL would hide it.
+    // The worker's log goes to its own file, so running it at info costs nothing.
+    const quiet = ['warn', 'error', 'fatal', 'silent'].includes(childEnv.LOG_LEVEL ?? '');
+    const workerEnv = quiet ? { ...childEnv, LOG_LEVEL: 'info' } : childEnv;
+    app.worker = tsx('worker', 'worker/index.ts', (signal, proc) => waitForLog(proc, 'worker started', { signal }), workerEnv);
+  }
   if (opts.api !== false) {
     app.api = tsx('api', 'api/server.ts', (signal) => waitForHttp(`http://127.0.0.1:${apiPort}/readyz`, 200, { signal, intervalMs: 250 }));
     app.urls.api = `http://127.0.0.1:${apiPort}`;
