@@ -4,6 +4,7 @@
 import type { NextFunction, Request, Response, Router } from 'express';
 import { z } from 'zod';
 import { problem, PROBLEMS, type ProblemCode } from './problem';
+import { requireOps, requireSession, type SessionInfo } from './auth';
 
 type Method = 'get' | 'post' | 'put' | 'delete';
 
@@ -24,6 +25,8 @@ export interface RouteSpec<B extends z.ZodType | undefined, Q extends z.ZodType 
 export interface Parsed<B, Q> {
   body: B;
   query: Q;
+  /** The signed-in session, for routes with auth: 'session'. */
+  session: SessionInfo;
 }
 
 export const registry: RouteSpec<z.ZodType | undefined, z.ZodType | undefined>[] = [];
@@ -40,9 +43,12 @@ export function route<B extends z.ZodType | undefined = undefined, Q extends z.Z
   registry.push(spec as RouteSpec<z.ZodType | undefined, z.ZodType | undefined>);
   router[spec.method](spec.path, async (req: Request, res: Response, next: NextFunction) => {
     try {
+      // Who you are is checked before what you sent: a signed-out caller gets 401, not 422.
+      const session = spec.auth === 'session' ? await requireSession(req) : undefined;
+      if (spec.auth === 'ops') requireOps(req);
       const body = spec.body ? validate(spec.body, req.body ?? {}, 'body') : undefined;
       const query = spec.query ? validate(spec.query, req.query ?? {}, 'query') : undefined;
-      await handler(req, res, { body, query } as never);
+      await handler(req, res, { body, query, session } as never);
     } catch (err) {
       next(err);
     }

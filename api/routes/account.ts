@@ -5,7 +5,7 @@ import { route } from '../registry';
 import { problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { requireSession, signIn } from '../auth';
+import { signIn } from '../auth';
 import { Account, Device, Session } from '../../db/models';
 import { SECURITY_QUESTIONS, normalizeAnswer } from '../../lib/questions';
 import { hashSecret, verifySecret } from '../../lib/passwords';
@@ -36,8 +36,7 @@ route(
 route(
   accountRouter,
   { method: 'delete', path: '/v1/sessions/current', summary: 'Sign out', tag: 'Account', auth: 'session', ok: { status: 204, description: 'Signed out', schema: 'empty' } },
-  async (req, res) => {
-    const s = await requireSession(req);
+  async (_req, res, { session: s }) => {
     await Session.deleteOne({ _id: sha256(s.token) });
     res.status(204).end();
   },
@@ -50,8 +49,7 @@ function deviceView(d: { deviceId: string; model?: string | null; imeiLast4?: st
 route(
   accountRouter,
   { method: 'get', path: '/v1/me', summary: 'The signed-in account (contacts masked)', tag: 'Account', auth: 'session', ok: { status: 200, description: 'The account', schema: S.MeResponse } },
-  async (req, res) => {
-    const s = await requireSession(req);
+  async (_req, res, { session: s }) => {
     const account = await Account.findById(s.accountId).lean();
     if (!account) throw problem('unauthorized');
     const devices = await Device.find({ accountId: s.accountId }).sort({ createdAt: 1 }).lean();
@@ -88,8 +86,7 @@ route(
     body: S.SetQuestionsBody,
     ok: { status: 204, description: 'Saved', schema: 'empty' },
   },
-  async (req, res, { body }) => {
-    const s = await requireSession(req);
+  async (req, res, { body, session: s }) => {
     const ids = body.answers.map((a) => a.questionId);
     const known = new Set<string>(SECURITY_QUESTIONS.map((q) => q.id));
     if (new Set(ids).size !== 3 || ids.some((id) => !known.has(id))) {
@@ -114,8 +111,7 @@ route(
     ok: { status: 201, description: 'The device', schema: S.DeviceSchema },
     errors: ['imei_invalid', 'device_bound'],
   },
-  async (req, res, { body }) => {
-    const s = await requireSession(req);
+  async (req, res, { body, session: s }) => {
     if (!isValidImei(body.imei)) throw problem('imei_invalid', 'An IMEI is 15 digits with a valid check digit (dial *#06#).');
     try {
       const device = await Device.create({ _id: imeiDigest(body.imei), deviceId: 'dev_' + crypto.randomBytes(9).toString('base64url'), accountId: s.accountId, model: body.model, imeiLast4: body.imei.slice(-4) });
@@ -140,8 +136,7 @@ route(
     ok: { status: 204, description: 'Unbound', schema: 'empty' },
     errors: ['invalid_credentials', 'device_not_found'],
   },
-  async (req, res, { body }) => {
-    const s = await requireSession(req);
+  async (req, res, { body, session: s }) => {
     const account = await Account.findById(s.accountId, { passwordHash: 1 }).lean();
     if (!(await verifySecret(account?.passwordHash, body.password))) throw problem('invalid_credentials', 'The password is wrong.');
     const { deletedCount } = await Device.deleteOne({ deviceId: String(req.params.deviceId), accountId: s.accountId });

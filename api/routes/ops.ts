@@ -3,7 +3,6 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { route } from '../registry';
 import { problem } from '../problem';
-import { requireOps } from '../auth';
 import { temporalClient } from '../../lib/temporal';
 import { CaseError, decideCase, listCases, listFlows } from '../../lib/ops';
 import { parseDuration } from '../../lib/duration';
@@ -27,7 +26,6 @@ route(
   opsRouter,
   { method: 'get', path: '/v1/ops/flows', summary: 'Running flows, oldest step first (e.g. stuck at code for 1h)', tag, auth: 'ops', query: FlowsQuery, ok: { status: 200, description: 'Flows', schema: z.array(FlowRowSchema) } },
   async (req, res, { query }) => {
-    requireOps(req);
     const client = await temporalClient();
     res.json(await listFlows(client, { kind: query.kind, step: query.step, stuckForMs: query.stuckFor ? parseDuration(query.stuckFor) : undefined }));
   },
@@ -37,7 +35,6 @@ route(
   opsRouter,
   { method: 'get', path: '/v1/ops/support-cases', summary: 'Support cases for reviewers', tag, auth: 'ops', query: CasesQuery, ok: { status: 200, description: 'Cases', schema: z.array(CaseSchema) } },
   async (req, res, { query }) => {
-    requireOps(req);
     res.json(await listCases(query.status));
   },
 );
@@ -57,8 +54,7 @@ for (const verdict of ['approve', 'reject'] as const) {
       errors: ['case_not_found', 'case_decided', ...(verdict === 'approve' ? (['case_unverifiable'] as const) : [])],
     },
     async (req, res, { body }) => {
-      requireOps(req);
-      try {
+        try {
         res.json(await decideCase(await temporalClient(), String(req.params.caseId), verdict === 'approve', body.reviewer, body.note));
       } catch (err) {
         if (err instanceof CaseError) throw problem(err.code);
