@@ -30,7 +30,7 @@ export const FAST = {
   RATE_LIMITS: 'off',
 };
 
-export async function startHarness(name: string, env: Record<string, string> = {}): Promise<Harness> {
+export async function startHarness(name: string, env: Record<string, string> = {}, opts: { worker?: boolean } = {}): Promise<Harness> {
   const base = process.env.MONGODB_URI ?? 'mongodb://127.0.0.1:27017/account-recovery';
   const db = `t_${name.replace(/\W/g, '_')}_${crypto.randomBytes(3).toString('hex')}`;
   Object.assign(process.env, FAST, {
@@ -65,7 +65,7 @@ export async function startHarness(name: string, env: Record<string, string> = {
       },
     };
   };
-  await startWorker();
+  if (opts.worker !== false) await startWorker();
   const server: Server = await new Promise((resolve) => {
     const s = createApp().listen(0, '127.0.0.1', () => resolve(s));
   });
