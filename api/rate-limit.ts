@@ -5,6 +5,7 @@ import mongoose from 'mongoose';
 import { RateLimiterMongo, RateLimiterRes } from 'rate-limiter-flexible';
 import { config } from '../lib/config';
 import { problem } from './problem';
+import { RATE_LIMIT_COLLECTION } from '../db/mongo';
 
 const specs = {
   startPerIp: { points: 30, duration: 600 },
@@ -19,7 +20,7 @@ const limiters = new Map<LimiterName, RateLimiterMongo>();
 function limiter(name: LimiterName): RateLimiterMongo {
   let l = limiters.get(name);
   if (!l) {
-    l = new RateLimiterMongo({ storeClient: mongoose.connection, dbName: mongoose.connection.db?.databaseName, tableName: 'rate_limits', keyPrefix: name, ...specs[name] });
+    l = new RateLimiterMongo({ storeClient: mongoose.connection, dbName: mongoose.connection.db?.databaseName, tableName: RATE_LIMIT_COLLECTION, keyPrefix: name, disableIndexesCreation: true, ...specs[name] });
     limiters.set(name, l);
   }
   return l;

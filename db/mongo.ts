@@ -20,7 +20,17 @@ export async function connectMongo(uri = config().MONGODB_URI): Promise<typeof m
 
 let ttlSupported = true;
 
+/** rate-limiter-flexible's collection: we create its indexes (its own attempt fails noisily on FerretDB). */
+export const RATE_LIMIT_COLLECTION = 'rate_limits';
+
 async function createTtlIndexes(): Promise<boolean> {
+  const limits = mongoose.connection.collection(RATE_LIMIT_COLLECTION);
+  await limits.createIndex({ key: 1 }, { unique: true });
+  try {
+    await limits.createIndex({ expire: 1 }, { expireAfterSeconds: 0, name: 'expire_ttl' });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 238) throw err;
+  }
   for (const { model, field, afterSeconds } of models.EXPIRING) {
     try {
       await model.collection.createIndex({ [field]: 1 }, { expireAfterSeconds: afterSeconds, name: `${field}_ttl` });
@@ -40,7 +50,8 @@ export async function sweepExpired(now = new Date()): Promise<number> {
     const { deletedCount } = await (model as unknown as mongoose.Model<unknown>).deleteMany({ [field]: { $lt: new Date(now.getTime() - afterSeconds * 1000) } } as never);
     removed += deletedCount;
   }
-  return removed;
+  const { deletedCount } = await mongoose.connection.collection(RATE_LIMIT_COLLECTION).deleteMany({ expire: { $lt: now } });
+  return removed + deletedCount;
 }
 
 function isModel(x: unknown): x is mongoose.Model<unknown> {
