@@ -7,16 +7,31 @@
  * of it (node_modules/.package-lock.json, rewritten at the end of every install). Otherwise a fast no-op.
  *
  * npm 11 gates dependency install scripts by package.json "allowScripts"; nothing here needs them
- * (argon2 loads its prebuilt binary), so a plain `npm ci` is enough.
+ * (argon2 loads its prebuilt binary), so a plain install is enough.
+ *
+ * Fallback: when `npm ci` refuses the lock file as "not in sync" with package.json, `npm install` is run
+ * instead (it installs the versions the lock pins). That happens when the lock lacks entries for other
+ * platforms' optional binaries (e.g. @swc/core-darwin-arm64), which npm leaves out of a lock generated where
+ * the registry does not serve them, yet `npm ci` demands. Any other failure stops with npm's error.
+ *
+ * Native modules: argon2 ships prebuilt binaries, but its linux-x64 glibc prebuild crashes (SIGSEGV) on
+ * load with this machine's Node, and its install script would pick that prebuild anyway. So after an
+ * install (and once per Node version) each native module is loaded in a child process; one that fails is
+ * compiled from source with npm's bundled node-gyp (needs python3, make, g++; headers from the local Node
+ * install, nothing downloaded). node-gyp-build prefers that build/Release over the prebuilds.
  */
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 
 const root = path.resolve(__dirname, '..');
 const lockFile = path.join(root, 'package-lock.json');
 const installedLock = path.join(root, 'node_modules', '.package-lock.json');
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+/** Native modules to check by loading them; compiled from source when the load fails. */
+const NATIVE_MODULES = ['argon2'];
+const nativeStamp = path.join(root, 'node_modules', '.native-modules-ok');
 
 function mtime(file) {
   try {
@@ -35,17 +50,112 @@ function reason() {
   return undefined;
 }
 
-const why = reason();
-if (why) {
-  process.stderr.write(`ensure-deps: ${why}; running npm ci\n`);
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  const res = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
-  if (res.error) {
-    process.stderr.write(`ensure-deps: could not run npm ci: ${res.error.message}\n`);
-    process.exit(1);
-  }
-  if (res.status !== 0) {
-    process.stderr.write(`ensure-deps: npm ci failed (exit ${res.status ?? res.signal}); fix the error above and retry\n`);
-    process.exit(res.status || 1);
-  }
+/** Runs npm with stdout inherited and stderr both shown live and kept (to recognise the error). */
+function runNpm(args) {
+  return new Promise((resolve) => {
+    const child = spawn(npm, args, { cwd: root, stdio: ['ignore', 'inherit', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      process.stderr.write(chunk);
+      stderr += chunk.toString();
+    });
+    child.on('error', (err) => resolve({ code: 127, stderr: `could not run npm: ${err.message}` }));
+    child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stderr }));
+  });
 }
+
+function fail(what, code) {
+  process.stderr.write(`ensure-deps: ${what} failed (exit ${code}); fix the error above and retry\n`);
+  process.exit(code || 1);
+}
+
+/** Whether `name` loads in a fresh Node process (a crashing prebuild kills only that process). */
+function loads(name) {
+  const res = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(name)})`], { cwd: root, encoding: 'utf8' });
+  return res.status === 0 ? true : `${res.signal ?? `exit ${res.status}`}${res.stderr ? `: ${res.stderr.trim().split('\n')[0]}` : ''}`;
+}
+
+/** npm's own node-gyp (npm always bundles one). */
+function nodeGypPath() {
+  const candidates = [];
+  if (process.env.npm_execpath) candidates.push(path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    try {
+      const cli = fs.realpathSync(path.join(dir, 'npm'));
+      candidates.push(path.join(path.dirname(cli), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+    } catch {
+      /* no npm here */
+    }
+  }
+  return candidates.find((c) => fs.existsSync(c));
+}
+
+/** Node's headers: npm's nodedir setting, else the install prefix of this node (e.g. /usr). */
+function nodeDir() {
+  if (process.env.npm_config_nodedir) return process.env.npm_config_nodedir;
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  return fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined;
+}
+
+function ensureNativeModules() {
+  const want = `${process.version} ${process.execPath}`;
+  try {
+    if (fs.readFileSync(nativeStamp, 'utf8').trim() === want && mtime(nativeStamp) >= (mtime(installedLock) ?? 0)) return;
+  } catch {
+    /* not checked yet */
+  }
+  for (const name of NATIVE_MODULES) {
+    const dir = path.join(root, 'node_modules', name);
+    if (!fs.existsSync(dir)) continue;
+    const first = loads(name);
+    if (first === true) continue;
+    process.stderr.write(`ensure-deps: ${name} does not load (${first}); compiling it from source\n`);
+    const gyp = nodeGypPath();
+    if (!gyp) {
+      process.stderr.write('ensure-deps: cannot find npm\'s node-gyp to compile it\n');
+      process.exit(1);
+    }
+    const args = [gyp, 'rebuild'];
+    const headers = nodeDir();
+    if (headers) args.push(`--nodedir=${headers}`);
+    const res = spawnSync(process.execPath, args, { cwd: dir, stdio: ['ignore', 2, 2] });
+    const after = res.status === 0 ? loads(name) : `node-gyp exit ${res.status ?? res.signal}`;
+    if (after !== true) {
+      process.stderr.write(`ensure-deps: compiling ${name} failed (${after}); it needs python3, make and a C++ compiler (Debian: apt-get install build-essential python3)\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`ensure-deps: ${name} compiled and loads\n`);
+  }
+  fs.writeFileSync(nativeStamp, want + '\n');
+}
+
+async function main() {
+  const why = reason();
+  if (!why) {
+    ensureNativeModules();
+    return;
+  }
+  process.stderr.write(`ensure-deps: ${why}; running npm ci\n`);
+  const ci = await runNpm(['ci', '--no-audit', '--no-fund']);
+  if (ci.code !== 0) {
+    if (!/EUSAGE|can only install packages when your package\.json and package-lock\.json/.test(ci.stderr)) fail('npm ci', ci.code);
+    process.stderr.write(
+      'ensure-deps: npm ci rejected package-lock.json as out of sync (see above); running npm install, which installs the versions the lock pins\n',
+    );
+    const before = fs.readFileSync(lockFile, 'utf8');
+    const install = await runNpm(['install', '--no-audit', '--no-fund']);
+    if (install.code !== 0) fail('npm install', install.code);
+    if (fs.readFileSync(lockFile, 'utf8') !== before) {
+      process.stderr.write('ensure-deps: WARNING: npm install rewrote package-lock.json; review `git diff package-lock.json`\n');
+    }
+  }
+  // mark the install as newer than the lock, so the next run is a no-op
+  const now = new Date();
+  if (fs.existsSync(installedLock)) fs.utimesSync(installedLock, now, now);
+  ensureNativeModules();
+}
+
+main().catch((err) => {
+  process.stderr.write(`ensure-deps: ${err && err.stack ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

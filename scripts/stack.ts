@@ -777,6 +777,55 @@ export async function startApp(env: Record<string, string | undefined>, opts: St
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Leftovers
+
+/**
+ * Pids of this user's processes (other than us) whose environment has NAME=value (Linux /proc; [] elsewhere).
+ * Children inherit the environment, so a unique marker (e.g. TEST_DATA_DIR=<temp dir>) finds every process
+ * a run started, however it was started and whoever its parent now is.
+ */
+export function pidsWithEnv(name: string, value: string): number[] {
+  const needle = Buffer.from(`${name}=${value}\0`);
+  const pids: number[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return pids;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    try {
+      const env = fs.readFileSync(`/proc/${pid}/environ`);
+      if (env.indexOf(needle) === 0 || env.includes(Buffer.concat([Buffer.from([0]), needle]))) pids.push(pid);
+    } catch {
+      /* gone, or not ours */
+    }
+  }
+  return pids;
+}
+
+/** SIGTERMs every process whose environment has NAME=value, SIGKILLs those left after graceMs; returns their pids. */
+export async function reapByEnv(name: string, value: string, graceMs = 3000): Promise<number[]> {
+  const found = pidsWithEnv(name, value);
+  if (!found.length) return found;
+  const signal = (pid: number, sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  for (const pid of found) signal(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && pidsWithEnv(name, value).length) await sleep(100);
+  for (const pid of pidsWithEnv(name, value)) signal(pid, 'SIGKILL');
+  return found;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Shutdown on signals
 
 /**

@@ -2,7 +2,7 @@
  * `npm start`: the whole service on this machine, data kept in .data/ between runs.
  *
  *   Temporal dev server :7233 (UI :8233) · FerretDB :27017 · maildev SMTP :1025 (inbox :1080)
- *   seed-demo · codec server :8234 · worker · API :$PORT (3000)
+ *   seed-demo · codec server :$CODEC_PORT (8234) · worker · API :$PORT (3000)
  *
  * TEMPORAL_ADDRESS / MONGODB_URI / SMTP_URL, when set, name existing services: those are not started.
  * Ctrl-C (or SIGTERM) stops every child, newest first. Logs: .data/logs/.
@@ -30,7 +30,7 @@ const PORTS = {
   mongo: 27017,
   smtp: 1025,
   mailWeb: 1080,
-  codec: 8234,
+  codec: Number(process.env.CODEC_PORT || 8234),
   api: Number(process.env.PORT || 3000),
 };
 
@@ -59,7 +59,7 @@ async function checkPorts(): Promise<void> {
     wanted.push({ port: PORTS.smtp, what: 'maildev SMTP', hint: 'or set SMTP_URL=smtp://127.0.0.1:1025 to use the SMTP server already there' });
     wanted.push({ port: PORTS.mailWeb, what: 'maildev inbox', hint: 'or set SMTP_URL to use an existing SMTP server' });
   }
-  wanted.push({ port: PORTS.codec, what: 'codec server', hint: 'stop whatever uses it' });
+  wanted.push({ port: PORTS.codec, what: 'codec server', hint: 'or set CODEC_PORT to another port' });
   wanted.push({ port: PORTS.api, what: 'API', hint: 'or set PORT to another port' });
 
   const taken: typeof wanted = [];
@@ -178,7 +178,6 @@ async function main(): Promise<void> {
     JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), children: Object.fromEntries([...Object.values(stack.services), app.codec, app.worker, app.api].filter((p) => p?.pid).map((p) => [p!.name, p!.pid])) }, null, 2),
   );
 
-  const ext = (v: string | undefined) => (v ? `${v} (external)` : undefined);
   say('');
   say(
     table([
@@ -187,9 +186,10 @@ async function main(): Promise<void> {
       ['Temporal UI', stack.urls.temporalUi ?? (external.temporalAddress ? '(external Temporal: its own UI)' : undefined)],
       ['Mail inbox', stack.urls.mailInbox ?? (external.smtpUrl ? '(external SMTP)' : undefined)],
       ['Codec server', app.urls.codec],
-      ['Temporal', external.temporalAddress ? ext(external.temporalAddress) : stack.env.TEMPORAL_ADDRESS],
-      ['MongoDB', external.mongodbUri ? ext('(MONGODB_URI)') : stack.env.MONGODB_URI],
-      ['SMTP', external.smtpUrl ? ext('(SMTP_URL)') : stack.env.SMTP_URL],
+      ['Temporal', external.temporalAddress ? `${external.temporalAddress} (external)` : stack.env.TEMPORAL_ADDRESS],
+      // external URIs may hold credentials: not printed
+      ['MongoDB', external.mongodbUri ? 'external (MONGODB_URI)' : stack.env.MONGODB_URI],
+      ['SMTP', external.smtpUrl ? 'external (SMTP_URL)' : stack.env.SMTP_URL],
       ['Logs', path.relative(process.cwd(), LOG_DIR) + '/'],
     ]),
   );

@@ -2,26 +2,28 @@
  * A worker process killed (SIGKILL) between sending the code and the user's submit: after a new
  * worker starts, the flow continues and the same code still works. Nothing is lost.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
+import { ManagedProcess, waitForLog } from '../scripts/stack';
 import { startHarness, makeAccount, type Harness } from './support/harness';
 
 let h: Harness;
 const root = path.resolve(__dirname, '..');
 
-function startWorkerProcess(): Promise<ChildProcess> {
-  const child = spawn(path.join(root, 'node_modules/.bin/tsx'), ['worker/index.ts'], { cwd: root, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('worker started')) resolve(child);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => reject(new Error(`worker exited early (${code}): ${out.slice(-2000)}`)));
-    setTimeout(() => reject(new Error(`worker did not start: ${out.slice(-2000)}`)), 90_000).unref();
+/** A real worker process (its own process group, so SIGKILL takes the node under tsx too). */
+async function startWorkerProcess(): Promise<ManagedProcess> {
+  const proc = new ManagedProcess({
+    name: 'worker',
+    command: path.join(root, 'node_modules/.bin/tsx'),
+    args: ['worker/index.ts'],
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: 'info' },
+    logFile: path.join(process.env.TEST_LOG_DIR ?? os.tmpdir(), `crash-worker-${process.pid}.log`),
+    ready: (_signal, p) => waitForLog(p, 'worker started', { timeoutMs: 90_000 }),
+    readyTimeoutMs: 90_000,
   });
+  await proc.start();
+  return proc;
 }
 
 beforeAll(async () => {
@@ -37,8 +39,7 @@ test('SIGKILL the worker after the code is sent; a new worker continues the flow
   const flow = await h.api.resetToCode(acc.email);
   const { code } = await h.api.codeFor(acc.email);
 
-  first.kill('SIGKILL');
-  await new Promise((r) => first.once('exit', r));
+  await first.kill('SIGKILL');
 
   const second = await startWorkerProcess();
   try {
@@ -51,7 +52,6 @@ test('SIGKILL the worker after the code is sent; a new worker continues the flow
     const { body } = await h.api.get(`/v1/dev/outbox?to=${encodeURIComponent(acc.email)}`);
     expect(body.filter((m: { subject: string }) => /verification code/.test(m.subject))).toHaveLength(1);
   } finally {
-    second.kill('SIGTERM');
-    await new Promise((r) => second.once('exit', r));
+    await second.stop();
   }
 }, 180_000);
