@@ -57,7 +57,7 @@ export async function deliver(m: Message): Promise<boolean> {
   const row = await Delivery.findOneAndUpdate(
     { _id: m.key },
     { $setOnInsert: { channel: m.channel, status: 'sending' }, $inc: { attempts: 1 } },
-    { upsert: true, new: true },
+    { upsert: true, returnDocument: 'after' },
   ).lean();
   if (row?.status === 'sent') return false;
   const providerId = m.channel === 'email' ? await sendEmail(m) : await sendSms(m);

@@ -54,7 +54,7 @@ export async function findRecoveryTarget({ identifier }: { flowId: string; ident
 }
 
 export async function claimActiveFlow({ accountId, kind, flowId }: { accountId: string; kind: FlowKind; flowId: string }): Promise<{ previousFlowId?: string }> {
-  const before = await Account.findOneAndUpdate({ _id: accountId }, { $set: { [`activeFlows.${kind}`]: flowId } }, { new: false }).lean();
+  const before = await Account.findOneAndUpdate({ _id: accountId }, { $set: { [`activeFlows.${kind}`]: flowId } }, { returnDocument: 'before' }).lean();
   const prev = (before?.activeFlows as Record<string, string> | undefined)?.[kind];
   return prev && prev !== flowId ? { previousFlowId: prev } : {};
 }
@@ -76,7 +76,7 @@ export async function recordFailedAttempt({ accountId }: { accountId: string }):
   const updated = await Account.findOneAndUpdate(
     { _id: accountId },
     fresh ? { $set: { 'recoveryFailures.count': 1, 'recoveryFailures.windowStartedAt': now } } : { $inc: { 'recoveryFailures.count': 1 } },
-    { new: true },
+    { returnDocument: 'after' },
   ).lean();
   const count = updated?.recoveryFailures?.count ?? 0;
   const windowStart = updated?.recoveryFailures?.windowStartedAt ?? now;

@@ -80,7 +80,7 @@ export async function decideCase(client: Client, caseId: string, approved: boole
   const updated = await SupportCase.findOneAndUpdate(
     { _id: caseId, status: 'pending' },
     { $set: { status: approved ? 'approved' : 'rejected', decision: { reviewer, note, decidedAt: new Date(decision.decidedAt) } } },
-    { new: true },
+    { returnDocument: 'after' },
   ).lean();
   if (!updated) throw new CaseError('case_decided');
   await client.workflow.getHandle(`support-review/${caseId}`).signal(decideSignal, decision);
