@@ -10,3 +10,5 @@ export {
   applyPasswordReset,
 } from './recovery';
 export { openSupportCase, supportCaseAccount, expireSupportCase, notifySupportRejected } from './support';
+export { createSignUpAccount } from './signup';
+export { changeContactTarget, checkNewContact, applyContactChange } from './contacts';

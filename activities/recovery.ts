@@ -7,6 +7,7 @@ import { SECURITY_QUESTIONS, normalizeAnswer } from '../lib/questions';
 import { verifySecret } from '../lib/passwords';
 import type { Channel, FlowKind } from '../workflows/messages';
 import { findAccountByIdentifier, notifyAccount } from './accounts';
+import { cancelPendingChanges } from './contacts';
 import { passwordChangedMessage, recoveryHoldMessage } from './templates';
 
 export interface RecoveryTarget {
@@ -38,8 +39,10 @@ export async function findRecoveryTarget({ identifier }: { flowId: string; ident
   const value = parsed?.value ?? identifier;
   const account = parsed ? await findAccountByIdentifier(parsed) : null;
   const questionsFor = (acc: typeof account) => {
-    if (!acc || acc.securityAnswers.length < 3) return derivedQuestions(value);
-    return acc.securityAnswers.map((a) => ({ id: a.questionId!, text: SECURITY_QUESTIONS.find((q) => q.id === a.questionId)?.text ?? a.questionId! }));
+    // An account created without security answers has no securityAnswers field at all.
+    const answers = acc?.securityAnswers ?? [];
+    if (answers.length < 3) return derivedQuestions(value);
+    return answers.map((a) => ({ id: a.questionId!, text: SECURITY_QUESTIONS.find((q) => q.id === a.questionId)?.text ?? a.questionId! }));
   };
   if (!account) {
     const channel: Channel = parsed?.kind === 'email' ? 'email' : 'sms';
@@ -116,5 +119,6 @@ export async function applyPasswordReset({ flowId, accountId, passwordHash }: { 
     },
   );
   await Session.deleteMany({ accountId });
+  await cancelPendingChanges(accountId, 'password_reset');
   await notifyAccount(accountId, `${flowId}:password-changed`, passwordChangedMessage(now), flowId);
 }

@@ -10,6 +10,7 @@ import { Problem, problem, sendProblem } from './problem';
 import { openApiDocument } from './registry';
 import { metricsMiddleware, registry as metrics } from './metrics';
 import { flowsRouter } from './routes/flows';
+import { accountFlowsRouter } from './routes/account-flows';
 import { accountRouter } from './routes/account';
 import { opsRouter } from './routes/ops';
 import { devRouter } from './routes/dev';
@@ -81,6 +82,7 @@ export function createApp(): express.Express {
   });
 
   app.use(flowsRouter);
+  app.use(accountFlowsRouter);
   app.use(accountRouter);
   app.use(opsRouter);
   if (!cfg.isProduction) app.use(devRouter);
@@ -109,7 +111,14 @@ function toProblem(err: unknown, req: Request): Problem {
   if (e?.type === 'entity.parse.failed') return problem('malformed_json', 'The body is not valid JSON.');
   if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') return problem('unsupported_media_type');
   if (e?.status && e.status >= 400 && e.status < 500) return problem('validation_failed', e.message);
-  if (/ServiceError|UNAVAILABLE|ECONNREFUSED|MongoServerSelectionError|MongoNetworkError|deadline/i.test(`${e?.name} ${e?.message}`)) {
+  // A dependency that is briefly away (restarting, failing over): 503 + Retry-After, which clients retry.
+  // The MongoDB driver also throws plain socket errors ("This socket has been ended by the other party"),
+  // and mongoose "buffering timed out" while it reconnects.
+  if (
+    /ServiceError|UNAVAILABLE|ECONNREFUSED|ECONNRESET|EPIPE|MongoServerSelectionError|MongoNetworkError|MongoNotConnectedError|MongoPoolClearedError|socket has been ended|buffering timed out|deadline/i.test(
+      `${e?.name} ${e?.message}`,
+    )
+  ) {
     log.warn({ err, reqId: (req as Request & { id?: string }).id }, 'dependency unavailable');
     return problem('temporarily_unavailable', undefined, {}, { 'Retry-After': '2' });
   }

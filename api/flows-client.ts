@@ -68,6 +68,11 @@ const ERROR_CODES: Record<string, ProblemCode> = {
 
 /** Sends an update; answers 200 with the Flow, or the problem the flow reported. */
 export async function drive<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
+  res.status(200).json(await update(flowId, def, ...args));
+}
+
+/** Sends an update; returns the Flow after it, or throws the problem the flow reported. */
+export async function update<Args extends unknown[]>(flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<Flow> {
   const handle = await handleOf(flowId);
   let result: FlowResult;
   try {
@@ -75,10 +80,7 @@ export async function drive<Args extends unknown[]>(res: Response, flowId: strin
   } catch (err) {
     throw mapUpdateError(err);
   }
-  if (result.ok) {
-    res.status(200).json(result.flow);
-    return;
-  }
+  if (result.ok) return result.flow;
   const code = ERROR_CODES[result.error] ?? 'validation_failed';
   const extra: Record<string, unknown> = {};
   const headers: Record<string, string> = {};
@@ -98,6 +100,8 @@ export function mapUpdateError(err: unknown): unknown {
   if (/already completed/i.test(String((err as Error)?.message))) return problem('step_mismatch', 'The flow has ended.');
   if (isNotFound(err)) return problem('flow_not_found');
   const message = err instanceof WorkflowUpdateFailedError ? String((err.cause as Error | undefined)?.message ?? '') : String((err as Error)?.message ?? '');
+  // An action this kind of flow never takes (e.g. a veto on a sign-up): no step of it accepts that.
+  if (message.includes('No registered handler for update')) return problem('step_mismatch', 'This kind of flow does not take this action.');
   if (message.includes(STEP_MISMATCH) || message.includes('flow_ended')) {
     return problem('step_mismatch', message.includes('flow_ended') ? 'The flow has ended.' : 'The flow is not at a step that accepts this.');
   }

@@ -44,6 +44,8 @@ export interface Flow {
   holdUntil?: string;
   accountId?: string;
   session?: { token: string; expiresAt: string };
+  /** The new phone or email, masked (step=confirm_new_phone / confirm_new_email). */
+  newDestinationHint?: string;
   /** Why the flow ended, when it ended other than completed (a stable code, e.g. "superseded"). */
   reason?: string;
 }
@@ -112,6 +114,23 @@ export const cancelUpdate = defineUpdate<FlowResult, []>('cancel');
 
 /** Another start for the same account took over; this flow ends cancelled. */
 export const supersededSignal = defineSignal<[{ byFlowId: string }]>('superseded');
+
+// Sign up and the change flows
+/** Answers once the flow shows its first step (a start's 201 carries the Flow at `code`, code fields included). */
+export const firstStepUpdate = defineUpdate<FlowResult, []>('firstStep');
+/** A document the user accepts at sign-up, at the version shown (lib/documents.ts). */
+export interface LegalDocument {
+  id: string;
+  version: string;
+}
+export const consentUpdate = defineUpdate<FlowResult, [{ accept: boolean; syncEnabled: boolean; versions: Record<string, string> }]>('consent');
+/** The new phone (E.164, normalised by the API) or email (lower-cased); a new one replaces the one shown for confirmation. */
+export const newPhoneUpdate = defineUpdate<FlowResult, [{ phone: string }]>('newPhone');
+export const newEmailUpdate = defineUpdate<FlowResult, [{ email: string }]>('newEmail');
+/** The "OK" in the pop-up: send the code to the new phone or email. */
+export const confirmUpdate = defineUpdate<FlowResult, []>('confirm');
+/** Ends a pending change from outside (sign-out, a completed password reset): `cancelled` with `reason`. */
+export const cancelFlowSignal = defineSignal<[{ reason: string }]>('cancelFlow');
 
 // The support review (a child workflow per case)
 export interface SupportDecision {

@@ -257,7 +257,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
 
 const allSteps = ['captcha', 'code', 'security_questions', 'support', 'support_review', 'new_password', 'hold'] as const;
 
-async function supersede(previousFlowId: string, byFlowId: string): Promise<void> {
+export async function supersede(previousFlowId: string, byFlowId: string): Promise<void> {
   const workflowId = workflowIdOf(previousFlowId);
   if (!workflowId) return;
   try {
@@ -268,7 +268,7 @@ async function supersede(previousFlowId: string, byFlowId: string): Promise<void
 }
 
 /** Hands the case to a human through the `supportReview` workflow and waits for the decision (null: no review in time). */
-async function awaitReview(flow: FlowState, caseId: string, reviewTtlMs: number): Promise<(SupportDecision & { accountId?: string }) | null> {
+export async function awaitReview(flow: FlowState, caseId: string, reviewTtlMs: number): Promise<(SupportDecision & { accountId?: string }) | null> {
   let decision: (SupportDecision & { accountId?: string }) | null | undefined;
   void executeChild(supportReview, {
     workflowId: `support-review/${caseId}`,
@@ -282,7 +282,7 @@ async function awaitReview(flow: FlowState, caseId: string, reviewTtlMs: number)
   return decision ?? null;
 }
 
-function maskEmailHint(email: string): string {
+export function maskEmailHint(email: string): string {
   const [local = '', domain = ''] = email.split('@');
   return `${local.slice(0, 1)}***@${domain}`;
 }

@@ -13,6 +13,8 @@ import { sha256 } from '../../lib/secrets';
 import { isValidImei } from '../../lib/luhn';
 import { maskEmail, maskPhone } from '../../lib/identifiers';
 import { imeiDigest } from '../../activities/support';
+import { cancelPendingChanges } from '../../activities/contacts';
+import { log } from '../../lib/log';
 
 export const accountRouter = Router();
 
@@ -38,6 +40,8 @@ route(
   { method: 'delete', path: '/v1/sessions/current', summary: 'Sign out', tag: 'Account', auth: 'session', ok: { status: 204, description: 'Signed out', schema: 'empty' } },
   async (_req, res, { session: s }) => {
     await Session.deleteOne({ _id: sha256(s.token) });
+    // A phone or email change still pending ends with the sign-out (and could not complete without this session anyway).
+    await cancelPendingChanges(s.accountId, 'signed_out').catch((err: unknown) => log.warn({ err: String(err) }, 'could not cancel pending changes'));
     res.status(204).end();
   },
 );

@@ -1,11 +1,13 @@
 /** The flow endpoints of ../shared/API.md: start a flow, then drive it step by step. */
 import { Router, type Request } from 'express';
-import { WorkflowIdConflictPolicy } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { route } from '../registry';
 import { problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { authorizeFlow, drive, handleOf, mapUpdateError, queryFlow, querySubject } from '../flows-client';
+import { authorizeFlow, drive, handleOf, mapUpdateError, queryFlow, querySubject, update } from '../flows-client';
+import { createSession } from '../auth';
 import { config } from '../../lib/config';
 import { flowSettings, temporalClient } from '../../lib/temporal';
 import { parseIdentifier } from '../../lib/identifiers';
@@ -55,12 +57,21 @@ export async function startFlow(
   const flowId = key ? idempotentFlowId(kind, scope, key) : newFlowId(kind);
   const expiresAt = Date.now() + config().FLOW_TTL;
   const client = await temporalClient();
-  const handle = await client.workflow.start(workflowType, {
-    workflowId: `${KIND_SLUG[kind]}/${flowId}`,
-    taskQueue: config().TEMPORAL_TASK_QUEUE,
-    args: [makeArgs(flowId, expiresAt)],
-    workflowIdConflictPolicy: key ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,
-  });
+  let handle;
+  try {
+    handle = await client.workflow.start(workflowType, {
+      workflowId: `${KIND_SLUG[kind]}/${flowId}`,
+      taskQueue: config().TEMPORAL_TASK_QUEUE,
+      args: [makeArgs(flowId, expiresAt)],
+      workflowIdConflictPolicy: key ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,
+      // A key names one flow for good: once that flow has ended, a retried start must not run it again.
+      workflowIdReusePolicy: key ? WorkflowIdReusePolicy.REJECT_DUPLICATE : undefined,
+    });
+  } catch (err) {
+    // The flow of this key already ended: answer with it, as it ended.
+    if (key && err instanceof WorkflowExecutionAlreadyStartedError) return queryFlow(flowId);
+    throw err;
+  }
   if (key && handle.firstExecutionRunId) {
     // USE_EXISTING answers with the running flow's run: report its current state.
     const desc = await handle.describe();
@@ -237,12 +248,12 @@ route(
   {
     method: 'post',
     path: '/v1/flows/:flowId/password',
-    summary: 'Choose the new password',
+    summary: 'Choose the new password (a sign-up: the password of the new account, which is then signed in)',
     tag,
     params,
     body: S.PasswordBody,
     ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch', 'password_mismatch', 'password_weak'],
+    errors: ['flow_not_found', 'step_mismatch', 'password_mismatch', 'password_weak', 'phone_taken', 'email_taken'],
   },
   async (req, res, { body }) => {
     const flowId = String(req.params.flowId);
@@ -258,7 +269,13 @@ route(
     }
     if (reasons.length) throw problem('password_weak', `Choose another password: ${reasons.join(', ')}.`, { reasons });
     // The plain text stops here: the flow only ever sees the argon2id hash.
-    await drive(res, flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) });
+    const after = await update(flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) });
+    if (after.kind === 'sign_up' && after.status === 'completed' && after.accountId) {
+      // Signed in: the session is made here, never in the flow's history, and shown in this one answer.
+      const { token, expiresAt } = await createSession(after.accountId);
+      after.session = { token, expiresAt };
+    }
+    res.json(after);
   },
 );
 

@@ -1,0 +1,211 @@
+/**
+ * Sign up and change phone / change email (../shared/API.md): their starts and the steps only they
+ * have. The steps every flow shares (code, resend, captcha, not-working, password…) are in flows.ts.
+ */
+import { Router } from 'express';
+import { z } from 'zod';
+import { route } from '../registry';
+import { problem } from '../problem';
+import * as S from '../schemas';
+import { consume } from '../rate-limit';
+import { requireRecentSignIn } from '../auth';
+import { authorizeFlow, drive, handleOf, queryFlow } from '../flows-client';
+import { startFlow } from './flows';
+import { config } from '../../lib/config';
+import { LEGAL_DOCUMENTS } from '../../lib/documents';
+import { flowSettings } from '../../lib/temporal';
+import { maskEmail, maskPhone, normalizeEmail, normalizePhone } from '../../lib/identifiers';
+import { sha256 } from '../../lib/secrets';
+import type { SignUpContact } from '../../activities/signup';
+import { confirmUpdate, consentUpdate, firstStepUpdate, newEmailUpdate, newPhoneUpdate, type Flow } from '../../workflows/messages';
+import { signUp, type SignUpInput } from '../../workflows/sign-up';
+import { changeEmail, changePhone, type ChangeContactInput } from '../../workflows/change-contact';
+
+export const accountFlowsRouter = Router();
+const tag = 'Flows';
+const params = S.flowIdParam;
+
+const SignUpBody = z
+  .object({
+    phone: z.string().max(32).optional().describe('A phone number in E.164 (+8613800138000)'),
+    email: z.string().max(254).optional().describe('An email address'),
+  })
+  .strict()
+  .describe('Exactly one of phone and email');
+const ConsentBody = z
+  .object({
+    accept: z.boolean(),
+    syncEnabled: z.boolean(),
+    versions: z.object({ 'privacy-policy': z.string().max(32), 'user-agreement': z.string().max(32) }).strict().describe('The versions of the documents the client showed'),
+  })
+  .strict();
+const NewPhoneBody = z.object({ phone: z.string().max(32).describe('E.164') }).strict();
+const NewEmailBody = z.object({ email: z.string().max(254) }).strict();
+
+const invalid = (path: string, message: string) => problem('validation_failed', `${path.replace('body.', '')}: ${message}`, { errors: [{ path, message }] });
+
+function phoneOf(text: string): string {
+  const phone = normalizePhone(text);
+  if (!phone) throw invalid('body.phone', 'a phone number in E.164 (+8613800138000)');
+  return phone;
+}
+
+function emailOf(text: string): string {
+  const email = normalizeEmail(text);
+  if (!email) throw invalid('body.email', 'an email address');
+  return email;
+}
+
+/** The Flow once it shows its first step, the code sent: what a start answers. */
+async function firstStep(flowId: string): Promise<Flow> {
+  try {
+    return (await (await handleOf(flowId)).executeUpdate(firstStepUpdate)).flow;
+  } catch {
+    return queryFlow(flowId); // a retried start (Idempotency-Key) of a flow that has ended since
+  }
+}
+
+route(
+  accountFlowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/sign-up',
+    summary: 'Sign up with a phone (E.164) or an email: a code is sent to it',
+    tag,
+    body: SignUpBody,
+    ok: { status: 201, description: 'The flow, at code (the same whether or not the phone or email has an account)', schema: S.FlowSchema },
+  },
+  async (req, res, { body }) => {
+    if ((body.phone === undefined) === (body.email === undefined)) throw invalid('body', 'send either phone or email');
+    const contact: SignUpContact = body.phone !== undefined ? { kind: 'phone', value: phoneOf(body.phone) } : { kind: 'email', value: emailOf(body.email!) };
+    await consume('startPerIp', req.ip ?? 'unknown');
+    await consume('startPerIdentifier', sha256(contact.value));
+    const { flowId } = await startFlow(
+      req,
+      'sign_up',
+      signUp.name,
+      contact.value,
+      (flowId, expiresAt): SignUpInput => ({
+        flowId,
+        contact,
+        destinationHint: contact.kind === 'phone' ? maskPhone(contact.value) : maskEmail(contact.value),
+        settings: flowSettings(),
+        documents: [...LEGAL_DOCUMENTS],
+        expiresAt,
+      }),
+      'code',
+    );
+    res.status(201).json(await firstStep(flowId));
+  },
+);
+
+for (const what of ['phone', 'email'] as const) {
+  const workflow = what === 'phone' ? changePhone : changeEmail;
+  route(
+    accountFlowsRouter,
+    {
+      method: 'post',
+      path: `/v1/flows/change-${what}`,
+      summary: `Change the ${what === 'phone' ? 'phone number' : 'email address'} (signed in recently): first a code to verify your identity`,
+      tag,
+      auth: 'session',
+      ok: { status: 201, description: 'The flow, at code', schema: S.FlowSchema },
+      errors: ['reauth_required'],
+    },
+    async (req, res, { session }) => {
+      requireRecentSignIn(session);
+      await consume('startPerIdentifier', sha256(session.accountId));
+      const { flowId } = await startFlow(
+        req,
+        what === 'phone' ? 'change_phone' : 'change_email',
+        workflow.name,
+        session.accountId,
+        (flowId, expiresAt): ChangeContactInput => ({
+          flowId,
+          accountId: session.accountId,
+          sessionId: sha256(session.token),
+          settings: flowSettings(),
+          contactCodeTtlMs: config().CHANGE_PHONE_CODE_TTL,
+          expiresAt,
+        }),
+        'code',
+      );
+      res.status(201).json(await firstStep(flowId));
+    },
+  );
+}
+
+route(
+  accountFlowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/consent',
+    summary: 'Accept the privacy policy and the user agreement (at the versions shown), sync on or off',
+    tag,
+    params,
+    body: ConsentBody,
+    ok: { status: 200, description: 'The flow, at password', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch', 'consent_required', 'document_outdated'],
+  },
+  async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, consentUpdate, body);
+  },
+);
+
+route(
+  accountFlowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/new-phone',
+    summary: 'The new phone number (shown masked for confirmation)',
+    tag,
+    params,
+    body: NewPhoneBody,
+    ok: { status: 200, description: 'The flow, at confirm_new_phone', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch', 'phone_taken'],
+  },
+  async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, newPhoneUpdate, { phone: phoneOf(body.phone) });
+  },
+);
+
+route(
+  accountFlowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/new-email',
+    summary: 'The new email address (shown masked for confirmation)',
+    tag,
+    params,
+    body: NewEmailBody,
+    ok: { status: 200, description: 'The flow, at confirm_new_email', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch', 'email_taken'],
+  },
+  async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, newEmailUpdate, { email: emailOf(body.email) });
+  },
+);
+
+route(
+  accountFlowsRouter,
+  {
+    method: 'post',
+    path: '/v1/flows/:flowId/confirm',
+    summary: '"OK": send the code to the new phone or email',
+    tag,
+    params,
+    ok: { status: 200, description: 'The flow, at code', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch'],
+  },
+  async (req, res) => {
+    const flowId = String(req.params.flowId);
+    await authorizeFlow(req, flowId);
+    await drive(res, flowId, confirmUpdate);
+  },
+);

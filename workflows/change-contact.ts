@@ -1,0 +1,204 @@
+/**
+ * Change phone (seed 000) and change email, for a user signed in recently:
+ *
+ *   code to the current phone ("verify your identity") → new phone → "OK" in the pop-up → code to the new phone (one day) → done
+ *    └ not working? → security questions ─┐                                                   └ lapses → expired
+ *                     └ not working? ─────┴→ support → human review → (approved) code to the contact email ─┘
+ *
+ * Change email is the same with new_email / confirm_new_email; "verify your identity" goes to the
+ * current email (else the phone). On `done` the phone or email is replaced (activities/contacts.ts:
+ * the new one claimed first, so a number somebody took meanwhile answers 409 and the flow goes back
+ * to new_phone), every other session is revoked and the old address and the other channel are told.
+ *
+ * A pending change ends `cancelled` when its user signs out, when a password reset completes, or
+ * when a newer change of the same kind starts.
+ */
+import { condition, setHandler } from '@temporalio/workflow';
+import { db } from './activities-proxy';
+import { FlowEnded, FlowState } from './flow-state';
+import { AccountAttempts, CodeStep } from './code-step';
+import { VerifyIdentity } from './steps';
+import { supersede } from './password-reset';
+import {
+  STEP_MISMATCH,
+  cancelFlowSignal,
+  cancelUpdate,
+  confirmUpdate,
+  firstStepUpdate,
+  flowQuery,
+  flowSubjectQuery,
+  newEmailUpdate,
+  newPhoneUpdate,
+  resendCodeUpdate,
+  submitCodeUpdate,
+  supersededSignal,
+  type Flow,
+  type FlowResult,
+  type FlowSettings,
+} from './messages';
+import type { ContactKind } from '../activities/contacts';
+
+export interface ChangeContactInput {
+  flowId: string;
+  /** The signed-in account: the only one that may drive the flow, and the one that changes. */
+  accountId: string;
+  /** The session that started the change (its id): it stays signed in when every other one is revoked. */
+  sessionId: string;
+  settings: FlowSettings;
+  /** CHANGE_PHONE_CODE_TTL: the life of the code to the new phone or email. */
+  contactCodeTtlMs: number;
+  /** The whole-flow deadline the API already promised the client (epoch ms). */
+  expiresAt: number;
+}
+
+export async function changePhone(input: ChangeContactInput): Promise<Flow> {
+  return changeContact('phone', input);
+}
+
+export async function changeEmail(input: ChangeContactInput): Promise<Flow> {
+  return changeContact('email', input);
+}
+
+const KINDS = {
+  phone: { kind: 'change_phone', choose: 'new_phone', confirm: 'confirm_new_phone', taken: 'phone_taken', channel: 'sms' },
+  email: { kind: 'change_email', choose: 'new_email', confirm: 'confirm_new_email', taken: 'email_taken', channel: 'email' },
+} as const;
+
+async function changeContact(what: ContactKind, input: ChangeContactInput): Promise<Flow> {
+  const { flowId, accountId, settings } = input;
+  const k = KINDS[what];
+  const flow = new FlowState(flowId, k.kind, 'code', input.expiresAt);
+  const attempts = new AccountAttempts(accountId);
+
+  let identity: VerifyIdentity | undefined;
+  let newCodes: CodeStep | undefined;
+  /** The code step in progress: identity first, then the code to the new phone or email. */
+  const codes = () => newCodes ?? identity!.codes;
+  let codeSent = false;
+  let newValue: string | undefined;
+  let newHint = '';
+  let confirmed = false;
+  let takenMeanwhile = false;
+  let applying = false;
+  const cancel = (reason: string) => {
+    if (!applying) flow.end('cancelled', reason); // once the change is being made, it completes
+  };
+
+  setHandler(flowQuery, () => flow.view());
+  setHandler(flowSubjectQuery, () => ({ ownerAccountId: accountId, subjectAccountId: accountId, identifiers: [] }));
+  setHandler(firstStepUpdate, async () => {
+    await condition(() => codeSent || !flow.active);
+    return flow.ok();
+  });
+  setHandler(supersededSignal, ({ byFlowId }) => cancel(`superseded by ${byFlowId}`));
+  setHandler(cancelFlowSignal, ({ reason }) => cancel(reason));
+  setHandler(cancelUpdate, () => (cancel('cancelled_by_user'), flow.ok()), {
+    validator: () => {
+      flow.expect('code', 'security_questions', 'support', 'support_review', k.choose, k.confirm)();
+      if (applying) throw new Error(STEP_MISMATCH);
+    },
+  });
+  const atCode = (..._args: unknown[]) => {
+    flow.expect('code')();
+    if (!codeSent) throw new Error(STEP_MISMATCH); // the first code is still being issued
+  };
+  setHandler(
+    submitCodeUpdate,
+    async ({ codeDigest }) => {
+      const result = await codes().submit(codeDigest);
+      return result.ok && takenMeanwhile ? flow.fail(k.taken) : result;
+    },
+    { validator: atCode },
+  );
+  setHandler(
+    resendCodeUpdate,
+    async () => {
+      const result = await codes().resend();
+      if (!result.ok || !newCodes) return result;
+      flow.deadline = Date.parse(flow.stepView.codeExpiresAt!); // the flow lives as long as the code to the new contact
+      return flow.ok();
+    },
+    { validator: atCode },
+  );
+
+  /** A new phone or email: shown masked for the "OK"; a taken one answers 409 and the flow stays where it is. */
+  const chooseNew = async (value: string): Promise<FlowResult> => {
+    const { owner, hint } = await db.checkNewContact({ accountId, kind: what, value });
+    if (owner === 'you') return flow.fail('validation_failed', { reasons: ['same_as_current'] });
+    if (owner === 'someone_else') return flow.fail(k.taken);
+    if (!flow.active) return flow.ok();
+    newValue = value;
+    newHint = hint;
+    takenMeanwhile = false;
+    flow.goTo(k.confirm, { newDestinationHint: hint });
+    return flow.ok();
+  };
+  const choosing = flow.expect(k.choose, k.confirm); // at the pop-up, another number replaces the one shown
+  if (what === 'phone') setHandler(newPhoneUpdate, ({ phone }) => chooseNew(phone), { validator: choosing });
+  else setHandler(newEmailUpdate, ({ email }) => chooseNew(email), { validator: choosing });
+  setHandler(
+    confirmUpdate,
+    async () => {
+      confirmed = true;
+      await flow.movedOn(k.confirm);
+      return flow.ok();
+    },
+    { validator: flow.expect(k.confirm) },
+  );
+
+  try {
+    const target = await db.changeContactTarget({ accountId, kind: what });
+    // One pending change of each kind per account: this start supersedes the one before it.
+    const { previousFlowId } = await db.claimActiveFlow({ accountId, kind: k.kind, flowId });
+    if (previousFlowId) await supersede(previousFlowId, flowId);
+
+    // 1. Verify your identity: a code to the current phone (email); "not working?" → questions → support.
+    identity = new VerifyIdentity(flow, settings, { accountId, ...target }, attempts);
+    await identity.start();
+    codeSent = true;
+    if (!(await identity.proven())) return flow.view();
+
+    for (;;) {
+      // 2. The new phone, then the "OK" in the pop-up that shows it.
+      confirmed = false;
+      flow.goTo(k.choose);
+      await flow.until(() => confirmed);
+
+      // 3. A code to the new phone, valid one day; the flow lives as long as that code.
+      newCodes = new CodeStep(
+        flow,
+        settings,
+        { purpose: 'confirm_new_contact', channel: k.channel, destinationHint: newHint, to: newValue!, deliverable: true },
+        input.contactCodeTtlMs,
+        attempts,
+      );
+      flow.deadline = Date.now() + input.contactCodeTtlMs;
+      await newCodes.send();
+      await condition(() => newCodes!.verified || newCodes!.lapsed || !flow.active);
+      if (!flow.active) throw new FlowEnded(flow.status);
+      if (!newCodes.verified) {
+        flow.end('expired', 'code_lapsed'); // start again
+        return flow.view();
+      }
+
+      // 4. Replace it.
+      applying = true;
+      const { outcome } = await db.applyContactChange({ flowId, accountId, kind: what, value: newValue!, sessionId: input.sessionId });
+      applying = false;
+      if (outcome === 'applied') break;
+      if (outcome === 'signed_out') {
+        flow.end('cancelled', 'signed_out');
+        return flow.view();
+      }
+      // Somebody else claimed it meanwhile: the code answers 409, and the user chooses another.
+      takenMeanwhile = true;
+      flow.deadline = Date.now() + settings.flowTtlMs;
+    }
+    flow.end('completed');
+  } catch (err) {
+    if (!(err instanceof FlowEnded)) throw err;
+  } finally {
+    await db.releaseActiveFlow({ accountId, kind: k.kind, flowId });
+  }
+  return flow.view();
+}
