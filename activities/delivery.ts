@@ -4,7 +4,7 @@
  */
 import nodemailer, { type Transporter } from 'nodemailer';
 import { config } from '../lib/config';
-import { Delivery, Outbox } from '../db/models';
+import { Delivery, Outbox, OUTBOX_KEEP } from '../db/models';
 import type { Channel } from '../workflows/messages';
 
 export interface Message {
@@ -60,15 +60,33 @@ export async function deliver(m: Message): Promise<boolean> {
     { upsert: true, returnDocument: 'after' },
   ).lean();
   if (row?.status === 'sent') return false;
-  const providerId = m.channel === 'email' ? await sendEmail(m) : await sendSms(m);
+  let providerId: string;
+  try {
+    providerId = m.channel === 'email' ? await sendEmail(m) : await sendSms(m);
+  } catch (err) {
+    // The failure goes into Temporal as plain text (failures are not payloads): keep addresses out of it.
+    throw new Error(`${m.channel} delivery failed: ${withoutAddresses(String((err as Error)?.message ?? err))}`);
+  }
   const sentAt = new Date();
   await Delivery.updateOne({ _id: m.key }, { $set: { status: 'sent', sentAt, providerId } });
-  if (!config().isProduction) {
-    await Outbox.updateOne(
-      { key: m.key },
-      { $setOnInsert: { channel: m.channel, to: m.to, subject: m.subject, text: m.text, flowId: m.flowId, sentAt } },
-      { upsert: true },
-    );
-  }
+  if (!config().isProduction) await toOutbox(m, sentAt);
   return true;
+}
+
+/** Development only: files the message in its address's mailbox, once per key (see Outbox in db/models.ts). */
+async function toOutbox(m: Message, sentAt: Date): Promise<void> {
+  const filter = { _id: m.to.trim().toLowerCase(), 'messages.key': { $ne: m.key } };
+  const push = { $push: { messages: { $each: [{ key: m.key, channel: m.channel, to: m.to, subject: m.subject, text: m.text, flowId: m.flowId, sentAt }], $slice: -OUTBOX_KEEP } } };
+  try {
+    // No match: a new mailbox, or this key is already in it (then the insert collides: nothing to do).
+    await Outbox.updateOne(filter, push, { upsert: true });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 11000) throw err;
+    await Outbox.updateOne(filter, push); // the mailbox was created meanwhile by another message
+  }
+}
+
+/** Strips email addresses and phone numbers from a provider's error text (an SMTP 550 quotes the recipient). */
+export function withoutAddresses(text: string): string {
+  return text.replace(/[^\s<>"'()]+@[^\s<>"'()]+/g, '<address>').replace(/\+?\d[\d\s-]{6,}\d/g, '<number>');
 }

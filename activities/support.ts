@@ -3,6 +3,7 @@ import { Account, Device, SupportCase } from '../db/models';
 import { keyedDigest } from '../lib/secrets';
 import { isValidImei } from '../lib/luhn';
 import { deliver } from './delivery';
+import type { SupportDecision } from '../workflows/messages';
 import { supportExpiredMessage, supportReceivedMessage, supportRejectedMessage } from './templates';
 
 export const imeiDigest = (imei: string) => keyedDigest('imei', imei);
@@ -48,11 +49,23 @@ export async function supportCaseAccount({ caseId }: { caseId: string }): Promis
   return c?.accountExists && c.accountId ? { accountId: c.accountId } : {};
 }
 
-/** The review deadline passed: the case lapses and the user is told. */
-export async function expireSupportCase({ caseId }: { caseId: string }): Promise<void> {
+/**
+ * The review deadline passed: a pending case lapses (atomically, so a reviewer deciding at the same
+ * instant either wins or gets 409) and, with `notify` (the default), the user is told. A case decided
+ * meanwhile stays decided: its decision comes back, so the review can still follow it.
+ */
+export async function expireSupportCase({ caseId, notify = true }: { caseId: string; notify?: boolean }): Promise<{ status: string; decision?: SupportDecision }> {
   await SupportCase.updateOne({ _id: caseId, status: 'pending' }, { $set: { status: 'expired' } });
   const c = await SupportCase.findById(caseId).lean();
-  if (c?.contactEmail) await deliver({ key: `${caseId}:expired`, channel: 'email', to: c.contactEmail, flowId: c.flowId, ...supportExpiredMessage(caseId) });
+  if (!c) return { status: 'missing' };
+  if ((c.status === 'approved' || c.status === 'rejected') && c.decision?.decidedAt) {
+    const { reviewer, note, decidedAt } = c.decision;
+    return { status: c.status, decision: { approved: c.status === 'approved', reviewer: reviewer ?? '', note: note ?? '', decidedAt: new Date(decidedAt).toISOString() } };
+  }
+  if (notify && c.status === 'expired' && c.contactEmail) {
+    await deliver({ key: `${caseId}:expired`, channel: 'email', to: c.contactEmail, flowId: c.flowId, ...supportExpiredMessage(caseId) });
+  }
+  return { status: c.status };
 }
 
 export async function notifySupportRejected({ caseId }: { caseId: string }): Promise<void> {

@@ -1,5 +1,6 @@
 /** Request and response shapes of ../shared/API.md, as zod schemas (validation and OpenAPI from one source). */
 import { z } from 'zod';
+import { isValidImei } from '../lib/luhn';
 
 const iso = z.string().describe('ISO-8601 UTC time');
 export const flowIdParam = { flowId: { description: 'The flow id (an unguessable capability)', pattern: '^[a-z]{3}_[A-Za-z0-9_-]{22}$' } };
@@ -42,7 +43,7 @@ export const AnswersBody = z
 export const SupportBody = z
   .object({
     accountId: z.string().regex(/^[1-9]\d{9}$/, 'a 10-digit account id'),
-    imei: z.string().regex(/^\d{15}$/, '15 digits'),
+    imei: z.string().regex(/^\d{15}$/, '15 digits').refine(isValidImei, 'not a valid IMEI (check digit); dial *#06# to see it'),
     contactEmail: z.email().max(254),
     message: text(2000).optional(),
   })

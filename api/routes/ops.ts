@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { route } from '../registry';
 import { problem } from '../problem';
 import { temporalClient } from '../../lib/temporal';
-import { CaseError, decideCase, listCases, listFlows } from '../../lib/ops';
+import { CASE_STATUSES, CaseError, decideCase, listCases, listFlows } from '../../lib/ops';
 import { parseDuration } from '../../lib/duration';
 
 export const opsRouter = Router();
@@ -18,7 +18,7 @@ const FlowsQuery = z
   })
   .strict();
 const FlowRowSchema = z.object({ workflowId: z.string(), flowId: z.string(), kind: z.string().optional(), step: z.string().optional(), status: z.string().optional(), stepSince: z.string().optional(), startedAt: z.string(), workflowType: z.string() });
-const CasesQuery = z.object({ status: z.enum(['pending', 'approved', 'rejected', 'expired']).optional() }).strict();
+const CasesQuery = z.object({ status: z.enum(CASE_STATUSES).optional() }).strict();
 const CaseSchema = z.object({ caseId: z.string(), flowId: z.string(), accountId: z.string().optional(), status: z.string() }).passthrough();
 const DecisionBody = z.object({ reviewer: z.string().min(1).max(100), note: z.string().max(2000).default('') }).strict();
 
@@ -54,10 +54,10 @@ for (const verdict of ['approve', 'reject'] as const) {
       errors: ['case_not_found', 'case_decided', ...(verdict === 'approve' ? (['case_unverifiable'] as const) : [])],
     },
     async (req, res, { body }) => {
-        try {
+      try {
         res.json(await decideCase(await temporalClient(), String(req.params.caseId), verdict === 'approve', body.reviewer, body.note));
       } catch (err) {
-        if (err instanceof CaseError) throw problem(err.code);
+        if (err instanceof CaseError) throw problem(err.code, err.detail);
         throw err;
       }
     },

@@ -1,0 +1,50 @@
+/**
+ * Recorded workflow histories (one JSON file per scenario, written by scripts/record-histories.ts),
+ * replayed against the current workflow code by test/replay.test.ts.
+ *
+ * The histories are stored exactly as the server returned them, payloads encrypted by our codec.
+ * They are recorded with FIXTURE_PAYLOAD_KEY, a key that exists only for these fixtures (never set it
+ * anywhere else), so the replay decodes them with the same EncryptionCodec the worker uses. We chose
+ * this over recording without the codec because (1) the recording runs the real API and worker
+ * unmodified, (2) the fixtures then also guard the codec: a change to lib/codec.ts that can no longer
+ * decode payloads already stored in Temporal fails the replay, just as it would fail every running
+ * flow, and (3) nothing but the fixtures' own fake test accounts is in them. To read one, decode it
+ * with that key: `PAYLOAD_ENCRYPTION_KEY=<the key below> npm run ops -- flows replay --file <file> --json`
+ * replays it, and the codec server started with that key decodes its payloads for the Temporal UI.
+ *
+ * support-review.v1-*.json were recorded once, by hand, with the supportReview of commit 3d21c67 (before
+ * patched('support-review-closes-case')): they show that runs started by the old code still replay.
+ * The recorder cannot re-create them; never re-record or delete them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** `id:base64` of 32 bytes: test fixtures only. */
+export const FIXTURE_PAYLOAD_KEY = 'fixtures:' + Buffer.from('account-recovery-history-fixture').toString('base64');
+
+export const HISTORIES_DIR = __dirname;
+
+export interface HistoryFixture {
+  /** The file name without .json: `<workflow kind>.<case>`, e.g. password-reset.support-approved. */
+  name: string;
+  description: string;
+  workflowId: string;
+  workflowType: string;
+  recordedAt: string;
+  /** The key id the payloads are encrypted with (FIXTURE_PAYLOAD_KEY's). */
+  payloadKeyId: string;
+  /** The history as `temporal workflow show -o json` / historyToJSON writes it. */
+  history: { events: unknown[] };
+}
+
+export function fixtureFiles(): string[] {
+  return fs
+    .readdirSync(HISTORIES_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => path.join(HISTORIES_DIR, f));
+}
+
+export function readFixture(file: string): HistoryFixture {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as HistoryFixture;
+}
