@@ -200,8 +200,13 @@ describe('no account enumeration', () => {
 
       // The new address got its codes; the owner got one notice, with a link to PUBLIC_URL, and no code.
       const to = (c: { phone: string } | { email: string }) => ('phone' in c ? c.phone : c.email);
-      const newOnes = (await h.api.get(`/v1/dev/outbox?to=${encodeURIComponent(to(unknown))}`)).body as { text: string; flowId: string }[];
-      expect(newOnes.filter((m) => m.flowId === b.id && /verification code is \d{6}/.test(m.text))).toHaveLength(2);
+      // Delivery is asynchronous (an activity after the update answered): wait for the resent code.
+      const codesTo = async () =>
+        ((await h.api.get(`/v1/dev/outbox?to=${encodeURIComponent(to(unknown))}`)).body as { text: string; flowId: string }[]).filter(
+          (m) => m.flowId === b.id && /verification code is \d{6}/.test(m.text),
+        );
+      for (let i = 0; i < 100 && (await codesTo()).length < 2; i++) await sleep(100);
+      expect(await codesTo()).toHaveLength(2);
       const notice = await h.api.waitForMessage(to(known), { match: /Someone tried to create a new account/ });
       expect(notice.flowId).toBe(a.id);
       expect(notice.text).toContain(PUBLIC_URL);
