@@ -113,9 +113,9 @@ function toProblem(err: unknown, req: Request): Problem {
   if (e?.status && e.status >= 400 && e.status < 500) return problem('validation_failed', e.message);
   // A dependency that is briefly away (restarting, failing over): 503 + Retry-After, which clients retry.
   // The MongoDB driver also throws plain socket errors ("This socket has been ended by the other party"),
-  // and mongoose "buffering timed out" while it reconnects.
+  // mongoose "buffering timed out" while it reconnects, and FerretDB on SQLite "database is locked (SQLITE_BUSY)".
   if (
-    /ServiceError|UNAVAILABLE|ECONNREFUSED|ECONNRESET|EPIPE|MongoServerSelectionError|MongoNetworkError|MongoNotConnectedError|MongoPoolClearedError|socket has been ended|buffering timed out|deadline/i.test(
+    /ServiceError|UNAVAILABLE|ECONNREFUSED|ECONNRESET|EPIPE|MongoServerSelectionError|MongoNetworkError|MongoNotConnectedError|MongoPoolClearedError|socket has been ended|buffering timed out|SQLITE_BUSY|deadline/i.test(
       `${e?.name} ${e?.message}`,
     )
   ) {

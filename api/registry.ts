@@ -75,14 +75,29 @@ const problemSchema = {
   additionalProperties: true,
 };
 
-const jsonSchema = (s: z.ZodType, io: 'input' | 'output') => {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(s, { target: 'openapi-3.0', io, unrepresentable: 'any' }) as Record<string, unknown>;
-  return rest;
+/**
+ * A zod schema as an OpenAPI 3.0 schema. zod puts named schemas (`.meta({ id })`, e.g. Flow) under the
+ * schema's own `definitions` with `#/definitions/<id>` references, which resolve against the document root,
+ * where there is no such thing: they go to components.schemas (`named`) and the references with them.
+ */
+const jsonSchema = (s: z.ZodType, io: 'input' | 'output', named: Record<string, unknown>) => {
+  const { $schema: _drop, definitions, $defs, ...rest } = z.toJSONSchema(s, { target: 'openapi-3.0', io, unrepresentable: 'any' }) as Record<string, unknown>;
+  for (const [id, def] of Object.entries({ ...(definitions as object), ...($defs as object) })) named[id] = componentRefs(def);
+  return componentRefs(rest) as Record<string, unknown>;
 };
+
+function componentRefs(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(componentRefs);
+  if (!v || typeof v !== 'object') return v;
+  return Object.fromEntries(
+    Object.entries(v).map(([k, x]) => [k, k === '$ref' && typeof x === 'string' ? x.replace(/^#\/(definitions|\$defs)\//, '#/components/schemas/') : componentRefs(x)]),
+  );
+}
 
 /** The OpenAPI 3.0 document, built from the registry. */
 export function openApiDocument(publicUrl: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
+  const named: Record<string, unknown> = {};
   for (const spec of registry) {
     const path = spec.path.replace(/:(\w+)/g, '{$1}');
     const params = [...spec.path.matchAll(/:(\w+)/g)].map(([, name]) => ({
@@ -93,7 +108,7 @@ export function openApiDocument(publicUrl: string): Record<string, unknown> {
       schema: { type: 'string', ...(spec.params?.[name!]?.pattern ? { pattern: spec.params[name!]!.pattern } : {}) },
     }));
     if (spec.query) {
-      const q = jsonSchema(spec.query, 'input') as { properties?: Record<string, unknown>; required?: string[] };
+      const q = jsonSchema(spec.query, 'input', named) as { properties?: Record<string, unknown>; required?: string[] };
       for (const [name, schema] of Object.entries(q.properties ?? {})) {
         params.push({ name, in: 'query', required: (q.required ?? []).includes(name), description: name, schema: schema as never });
       }
@@ -107,7 +122,7 @@ export function openApiDocument(publicUrl: string): Record<string, unknown> {
           ? { description: ok.description, content: { 'image/svg+xml': { schema: { type: 'string' } } } }
           : ok.schema === 'text'
             ? { description: ok.description, content: { 'text/plain': { schema: { type: 'string' } } } }
-            : { description: ok.description, content: { 'application/json': { schema: jsonSchema(ok.schema, 'output') } } };
+            : { description: ok.description, content: { 'application/json': { schema: jsonSchema(ok.schema, 'output', named) } } };
     const codes = new Set<ProblemCode>([...(spec.errors ?? []), 'rate_limited', 'internal', 'temporarily_unavailable']);
     if (spec.body) ['validation_failed', 'malformed_json', 'unsupported_media_type', 'payload_too_large'].forEach((c) => codes.add(c as ProblemCode));
     if (spec.query || params.length) codes.add('validation_failed');
@@ -125,7 +140,7 @@ export function openApiDocument(publicUrl: string): Record<string, unknown> {
       operationId: `${spec.method}${path.replace(/[^A-Za-z0-9]+(\w)?/g, (_, c: string | undefined) => (c ? c.toUpperCase() : ''))}`,
       parameters: params.length ? params : undefined,
       security: spec.auth ? [{ [spec.auth === 'ops' ? 'opsToken' : 'session']: [] }] : undefined,
-      requestBody: spec.body ? { required: true, content: { 'application/json': { schema: jsonSchema(spec.body, 'input') } } } : undefined,
+      requestBody: spec.body ? { required: true, content: { 'application/json': { schema: jsonSchema(spec.body, 'input', named) } } } : undefined,
       responses,
     };
   }
@@ -135,7 +150,7 @@ export function openApiDocument(publicUrl: string): Record<string, unknown> {
     servers: [{ url: publicUrl }],
     paths,
     components: {
-      schemas: { Problem: problemSchema },
+      schemas: { ...named, Problem: problemSchema },
       securitySchemes: {
         session: { type: 'http', scheme: 'bearer', description: 'A session token from POST /v1/sessions' },
         opsToken: { type: 'http', scheme: 'bearer', description: 'OPS_TOKEN' },

@@ -96,20 +96,21 @@ const deliverySchema = new Schema(
 );
 export const Delivery = mongoose.model('Delivery', deliverySchema);
 
-/** Development only: what the dev SMS and email transports delivered, for /v1/dev/outbox. */
+/**
+ * Development only: what the dev SMS and email transports delivered, for /v1/dev/outbox. One document per
+ * address (lower-cased), keyed by it: writing and reading a mailbox are lookups by _id, the one filter
+ * FerretDB 1.x pushes down to SQLite (any other filter decodes and scans every document of the collection).
+ */
 const outboxSchema = new Schema(
   {
-    channel: String,
-    to: { type: String, index: true },
-    subject: String,
-    text: String,
-    flowId: String,
-    key: { type: String, unique: true },
-    sentAt: Date,
+    _id: String, // the address, lower-cased
+    messages: [{ _id: false, key: String, channel: String, to: String, subject: String, text: String, flowId: String, sentAt: Date }],
   },
   { versionKey: false },
 );
-export const Outbox = mongoose.model('Outbox', outboxSchema);
+export const Outbox = mongoose.model('Outbox', outboxSchema, 'dev_outbox');
+/** How many messages a mailbox keeps (MongoDB trims to this; FerretDB 1.x ignores $slice and keeps all). */
+export const OUTBOX_KEEP = 200;
 
 const supportCaseSchema = new Schema(
   {

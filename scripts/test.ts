@@ -63,9 +63,17 @@ async function runJest(ctx: StageContext): Promise<number> {
 
 /** The test stages, in order. Append new ones here. */
 export const stages: Stage[] = [
+  // Debian's Chromium for the browser tests (never a downloaded browser): installed when missing.
+  {
+    name: 'chromium',
+    runWhenFiltered: true,
+    run: (ctx) => (ctx.args.length && !ctx.args.some((a) => a.includes('browser')) ? Promise.resolve(0) : ctx.run('bash', ['scripts/ensure-chromium.sh'])),
+  },
   { name: 'jest', runWhenFiltered: true, run: runJest },
-  // { name: 'drills', run: (ctx) => ctx.run(bin('tsx'), ['scripts/drills.ts']) },
-  // { name: 'fuzz', run: (ctx) => ctx.run(bin('tsx'), ['scripts/fuzz.ts']) },
+  // failure drills on a stack of their own (they kill and restart its services): drills/run.ts
+  { name: 'drills', run: (ctx) => ctx.run(bin('tsx'), ['drills/run.ts']) },
+  // schemathesis against a worker and API it starts on this stack: scripts/fuzz.ts
+  { name: 'fuzz', run: (ctx) => ctx.run(bin('tsx'), ['scripts/fuzz.ts']) },
 ];
 
 let current: ChildProcess | undefined;

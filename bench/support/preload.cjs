@@ -1,0 +1,75 @@
+/**
+ * Preloaded with `node --require` into the API and the worker by `npm run bench -- --cpu-prof / --db-timing`
+ * (Node 20 refuses --cpu-prof in NODE_OPTIONS, so the profiler is started here through node:inspector):
+ *
+ *   BENCH_CPU_PROF_DIR    a V8 CPU profile of the whole process, <dir>/<role>-<pid>.cpuprofile at exit
+ *   BENCH_DB_TIMING_DIR   every MongoDB command counted by kind and collection with its total time (driver
+ *                         command monitoring), <dir>/<role>-<pid>.json at exit
+ *
+ * Only in the API and worker processes (not in tsx's launcher). Changes nothing else.
+ */
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+const launcher = process.argv.some((a) => /tsx[\\/]dist[\\/]cli|[\\/]\.bin[\\/]tsx$/.test(a));
+const script = launcher ? undefined : process.argv.find((a) => /(api[\\/]server|worker[\\/]index)\.ts$/.test(a));
+const role = script ? path.basename(path.dirname(script)) : undefined;
+
+const profDir = process.env.BENCH_CPU_PROF_DIR;
+if (role && profDir) {
+  const inspector = require('node:inspector');
+  const session = new inspector.Session();
+  session.connect();
+  session.post('Profiler.enable');
+  session.post('Profiler.setSamplingInterval', { interval: 1000 });
+  session.post('Profiler.start');
+  process.on('exit', () => {
+    // the main thread's inspector session answers synchronously, so this works inside 'exit'
+    session.post('Profiler.stop', (err, res) => {
+      if (err || !res) return;
+      fs.mkdirSync(profDir, { recursive: true });
+      fs.writeFileSync(path.join(profDir, `${role}-${process.pid}.cpuprofile`), JSON.stringify(res.profile));
+    });
+  });
+}
+
+const dir = process.env.BENCH_DB_TIMING_DIR;
+if (role && dir) {
+  const stats = new Map();
+  const pending = new Map();
+  let mongoose;
+  try {
+    mongoose = require(require.resolve('mongoose', { paths: [process.cwd()] }));
+  } catch {
+    mongoose = undefined;
+  }
+  if (mongoose) {
+    const connect = mongoose.connect.bind(mongoose);
+    mongoose.connect = (uri, opts = {}) =>
+      connect(uri, { ...opts, monitorCommands: true }).then((m) => {
+        const client = m.connection.getClient();
+        client.on('commandStarted', (e) => {
+          const coll = e.command[e.commandName];
+          pending.set(e.requestId, `${e.commandName} ${typeof coll === 'string' ? coll : ''}`.trim());
+        });
+        const done = (e) => {
+          const key = pending.get(e.requestId) ?? e.commandName;
+          pending.delete(e.requestId);
+          const s = stats.get(key) ?? { count: 0, totalMs: 0, failed: 0 };
+          s.count += 1;
+          s.totalMs += e.duration;
+          if (e.failure) s.failed += 1;
+          stats.set(key, s);
+        };
+        client.on('commandSucceeded', done);
+        client.on('commandFailed', done);
+        return m;
+      });
+  }
+  process.on('exit', () => {
+    if (!stats.size) return;
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `${role}-${process.pid}.json`), JSON.stringify(Object.fromEntries(stats), null, 1));
+  });
+}
