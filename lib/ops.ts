@@ -141,8 +141,9 @@ async function flowEndedWithoutReview(client: Client, flowId: string): Promise<b
  */
 async function deliverDecision(client: Client, caseId: string, decision: SupportDecision): Promise<'delivered' | 'used' | 'gone'> {
   const handle = client.workflow.getHandle(reviewWorkflowId(caseId));
-  // The case exists a moment before its review workflow does: a very quick reviewer waits for it.
-  for (let attempt = 0; attempt < 20; attempt++) {
+  // The case exists a moment before its review workflow does (more than a moment on a loaded worker):
+  // a very quick reviewer waits for it, up to 30 s.
+  for (let attempt = 0; attempt < 120; attempt++) {
     try {
       await handle.signal(decideSignal, decision);
       return 'delivered';
