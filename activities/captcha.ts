@@ -1,6 +1,6 @@
 /**
  * Text-in-picture challenges drawn by svg-captcha. The text comes from node:crypto (the library's
- * own picks use Math.random). With CAPTCHA_PROVIDER=test every answer is CAPTCHA_TEST_ANSWER.
+ * own picks are not cryptographic). With CAPTCHA_PROVIDER=test every answer is CAPTCHA_TEST_ANSWER.
  */
 import crypto from 'node:crypto';
 import svgCaptcha from 'svg-captcha';
