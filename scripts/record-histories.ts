@@ -208,6 +208,51 @@ export const SCENARIOS: Scenario[] = [
       return { 'password-reset.unknown-identifier': resetId(flow.flowId) };
     },
   },
+  {
+    name: 'sign-up.happy',
+    description: 'code by SMS → captcha → consent → password → completed (account created)',
+    async run({ api }) {
+      const phone = `+1650555${crypto.randomInt(1000, 10_000)}`;
+      const start = await api.post('/v1/flows/sign-up', { phone });
+      const id: string = start.body.flowId;
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, phone) });
+      await api.get(`/v1/flows/${id}/captcha`);
+      await api.post(`/v1/flows/${id}/captcha`, { answer: 'test' });
+      await api.post(`/v1/flows/${id}/consent`, { accept: true, syncEnabled: true, versions: { 'privacy-policy': '2026-01', 'user-agreement': '2026-01' } });
+      await setPassword(api, id, 'my first passphrase 42');
+      return { 'sign-up.happy': `sign-up/${id}` };
+    },
+  },
+  {
+    name: 'change-phone.happy',
+    description: 'signed in: code to the current phone → new phone → OK → code to the new phone → completed',
+    async run({ api, makeAccount }) {
+      const acc = await makeAccount();
+      const auth = { authorization: `Bearer ${(await api.post('/v1/sessions', { identifier: acc.email, password: acc.password })).body.token}` };
+      const id: string = (await api.post('/v1/flows/change-phone', undefined, auth)).body.flowId;
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, acc.phone) }, auth);
+      const phone2 = `+1650555${crypto.randomInt(1000, 10_000)}`;
+      await api.post(`/v1/flows/${id}/new-phone`, { phone: phone2 }, auth);
+      await api.post(`/v1/flows/${id}/confirm`, undefined, auth);
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, phone2) }, auth);
+      return { 'change-phone.happy': `change-phone/${id}` };
+    },
+  },
+  {
+    name: 'change-email.happy',
+    description: 'signed in: code to the current email → new email → OK → code to the new email → completed',
+    async run({ api, makeAccount }) {
+      const acc = await makeAccount();
+      const auth = { authorization: `Bearer ${(await api.post('/v1/sessions', { identifier: acc.phone, password: acc.password })).body.token}` };
+      const id: string = (await api.post('/v1/flows/change-email', undefined, auth)).body.flowId;
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, acc.email) }, auth);
+      const email2 = `new-${crypto.randomBytes(4).toString('hex')}@example.com`;
+      await api.post(`/v1/flows/${id}/new-email`, { email: email2 }, auth);
+      await api.post(`/v1/flows/${id}/confirm`, undefined, auth);
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, email2) }, auth);
+      return { 'change-email.happy': `change-email/${id}` };
+    },
+  },
 ];
 
 async function waitClosed(client: Client, workflowId: string, timeoutMs: number): Promise<void> {

@@ -27,6 +27,9 @@ const REQUIRED = [
   'support-review.approved',
   'support-review.rejected',
   'support-review.expired',
+  'sign-up.happy',
+  'change-phone.happy',
+  'change-email.happy',
 ];
 
 const dataConverter = { payloadCodecs: [new EncryptionCodec(parseKeys(FIXTURE_PAYLOAD_KEY))] };
