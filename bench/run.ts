@@ -194,6 +194,8 @@ interface ScenarioResult {
   steps: Record<string, ReturnType<Samples['summary']>>;
   processes: Record<string, ProcStats>;
   throughput: [number, number][];
+  /** GET /v1/dev/outbox calls the bench client made per completed flow while waiting for its code (its own load, not a user's). */
+  outboxPollsPerFlow?: number;
 }
 
 function summarize(rec: Recorder, seconds: number, processes: Record<string, ProcStats>, order: readonly string[]): ScenarioResult {
@@ -202,7 +204,8 @@ function summarize(rec: Recorder, seconds: number, processes: Record<string, Pro
   for (const [name, s] of rec.steps) if (!steps[name]) steps[name] = s.summary();
   const errors = Object.fromEntries(rec.errors);
   const failed = Object.values(errors).reduce((a, b) => a + b, 0);
-  return { flows: rec.completed + failed, completed: rec.completed, errors, seconds, flowsPerSecond: rec.completed / seconds, steps, processes, throughput: perSecond(rec.completions) };
+  const outboxPollsPerFlow = rec.outboxPolls > 0 && rec.completed > 0 ? rec.outboxPolls / rec.completed : undefined;
+  return { flows: rec.completed + failed, completed: rec.completed, errors, seconds, flowsPerSecond: rec.completed / seconds, steps, processes, throughput: perSecond(rec.completions), outboxPollsPerFlow };
 }
 
 function monitorFor(rs: RunStack, extra: Record<string, () => number | undefined> = {}): GroupMonitor {
@@ -566,7 +569,7 @@ async function main(): Promise<number> {
     lines.push(`account-recovery bench · ${out.when} · commit ${out.commit} · ${os.cpus().length} CPUs, node ${process.version}`);
     if (reset) {
       const errs = Object.entries(reset.errors).map(([k, v]) => `${k}: ${v}`).join(', ');
-      lines.push('', `RESET  ${o.users} users · ${reset.completed}/${reset.flows} flows completed in ${reset.seconds.toFixed(1)} s · ${reset.flowsPerSecond.toFixed(2)} flows/s · codes by ${o.channel}${errs ? ` · errors: ${errs}` : ''}`);
+      lines.push('', `RESET  ${o.users} users · ${reset.completed}/${reset.flows} flows completed in ${reset.seconds.toFixed(1)} s · ${reset.flowsPerSecond.toFixed(2)} flows/s · codes by ${o.channel}${reset.outboxPollsPerFlow ? ` (${reset.outboxPollsPerFlow.toFixed(1)} outbox reads per flow)` : ''}${errs ? ` · errors: ${errs}` : ''}`);
       lines.push(stepTable(reset), '', procTable(reset.processes));
     }
     if (ceiling) {

@@ -14,7 +14,7 @@
  * when a newer change of the same kind starts.
  */
 import { condition, setHandler } from '@temporalio/workflow';
-import { db } from './activities-proxy';
+import { db, quickDb } from './activities-proxy';
 import { FlowEnded, FlowState } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { VerifyIdentity } from './steps';
@@ -123,7 +123,7 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
 
   /** A new phone or email: shown masked for the "OK"; a taken one answers 409 and the flow stays where it is. */
   const chooseNew = async (value: string): Promise<FlowResult> => {
-    const { owner, hint } = await db.checkNewContact({ accountId, kind: what, value });
+    const { owner, hint } = await quickDb().checkNewContact({ accountId, kind: what, value });
     if (owner === 'you') return flow.fail('validation_failed', { reasons: ['same_as_current'] });
     if (owner === 'someone_else') return flow.fail(k.taken);
     if (!flow.active) return flow.ok();
@@ -147,9 +147,9 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   );
 
   try {
-    const target = await db.changeContactTarget({ accountId, kind: what });
+    const target = await quickDb().changeContactTarget({ accountId, kind: what });
     // One pending change of each kind per account: this start supersedes the one before it.
-    const { previousFlowId } = await db.claimActiveFlow({ accountId, kind: k.kind, flowId });
+    const { previousFlowId } = await quickDb().claimActiveFlow({ accountId, kind: k.kind, flowId });
     if (previousFlowId) await supersede(previousFlowId, flowId);
 
     // 1. Verify your identity: a code to the current phone (email); "not working?" → questions → support.
@@ -198,7 +198,7 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   } catch (err) {
     if (!(err instanceof FlowEnded)) throw err;
   } finally {
-    await db.releaseActiveFlow({ accountId, kind: k.kind, flowId });
+    await quickDb().releaseActiveFlow({ accountId, kind: k.kind, flowId });
   }
   return flow.view();
 }

@@ -4,7 +4,7 @@
  * generates it and returns its HMAC; the API sends the HMAC of what the user typed.
  */
 import { sleep, uuid4 } from '@temporalio/workflow';
-import { db, delivery } from './activities-proxy';
+import { quickDb, delivery } from './activities-proxy';
 import { FlowState, sameDigest } from './flow-state';
 import type { Channel, FlowResult, FlowSettings } from './messages';
 import type { CodePurpose } from '../activities/codes';
@@ -40,7 +40,7 @@ export class AccountAttempts {
 
   async recordFailure(): Promise<void> {
     if (!this.accountId) return;
-    const { blockedUntil } = await db.recordFailedAttempt({ accountId: this.accountId });
+    const { blockedUntil } = await quickDb().recordFailedAttempt({ accountId: this.accountId });
     if (blockedUntil) this.blockedUntil = Date.parse(blockedUntil);
   }
 }
@@ -72,7 +72,7 @@ export class CodeStep {
     const now = Date.now();
     let hmac: string | undefined;
     if (this.target.deliverable) {
-      ({ hmac } = await db.issueCode({
+      ({ hmac } = await quickDb().issueCode({
         flowId: this.flow.flowId,
         codeId,
         purpose: this.target.purpose,

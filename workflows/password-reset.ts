@@ -12,7 +12,7 @@
  * and no code or answer is ever accepted.
  */
 import { executeChild, getExternalWorkflowHandle, condition, setHandler, ParentClosePolicy } from '@temporalio/workflow';
-import { db, slow, delivery } from './activities-proxy';
+import { db, quickDb, slow } from './activities-proxy';
 import { FlowEnded, FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { supportReview } from './support-review';
@@ -162,12 +162,12 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   );
 
   try {
-    const target = await db.findRecoveryTarget({ flowId, identifier: input.identifier });
+    const target = await quickDb().findRecoveryTarget({ flowId, identifier: input.identifier });
     subject = { accountId: target.accountId, identifiers: target.identifiers };
     attempts = new AccountAttempts(target.accountId);
     if (target.accountId) {
       // One active reset per account: this start supersedes the one before it.
-      const { previousFlowId } = await db.claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId });
+      const { previousFlowId } = await quickDb().claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId });
       if (previousFlowId) await supersede(previousFlowId, flowId);
     }
 
@@ -250,7 +250,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   } catch (err) {
     if (!(err instanceof FlowEnded)) throw err;
   } finally {
-    if (subject.accountId) await db.releaseActiveFlow({ accountId: subject.accountId, kind: 'password_reset', flowId });
+    if (subject.accountId) await quickDb().releaseActiveFlow({ accountId: subject.accountId, kind: 'password_reset', flowId });
   }
   return flow.view();
 }

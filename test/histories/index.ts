@@ -15,6 +15,10 @@
  * support-review.v1-*.json were recorded once, by hand, with the supportReview of commit 3d21c67 (before
  * patched('support-review-closes-case')): they show that runs started by the old code still replay.
  * The recorder cannot re-create them; never re-record or delete them.
+ *
+ * The same holds for password-reset.v1-*, sign-up.v1-happy, change-phone.v1-happy and change-email.v1-happy:
+ * recorded by commit 4fd4d76, before patched('short-db-work-as-local-activities') (workflows/activities-proxy.ts),
+ * when every database call was a regular activity.
  */
 import fs from 'node:fs';
 import path from 'node:path';
