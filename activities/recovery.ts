@@ -1,5 +1,6 @@
 /** Account look-ups and changes the recovery flows make. */
 import { Account, Session } from '../db/models';
+import { updateByIdIf } from '../db/mongo';
 import { config } from '../lib/config';
 import { keyedDigest, sha256, unseal } from '../lib/secrets';
 import { maskEmail, maskPhone, parseIdentifier } from '../lib/identifiers';
@@ -63,7 +64,9 @@ export async function claimActiveFlow({ accountId, kind, flowId }: { accountId: 
 }
 
 export async function releaseActiveFlow({ accountId, kind, flowId }: { accountId: string; kind: FlowKind; flowId: string }): Promise<void> {
-  await Account.updateOne({ _id: accountId, [`activeFlows.${kind}`]: flowId }, { $unset: { [`activeFlows.${kind}`]: 1 } });
+  // Only while it is still this flow's: a newer flow's claim stays.
+  const mine = (doc: { activeFlows?: unknown } | null) => (doc?.activeFlows as Record<string, string> | undefined)?.[kind] === flowId;
+  await updateByIdIf(Account, accountId, { [`activeFlows.${kind}`]: flowId }, mine, { $unset: { [`activeFlows.${kind}`]: 1 } });
 }
 
 export const RECOVERY_FAILURE_LIMIT = 20;
