@@ -5,6 +5,7 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import { config } from '../lib/config';
 import { Delivery, Outbox, OUTBOX_KEEP } from '../db/models';
+import { updateByIdIf } from '../db/mongo';
 import type { Channel } from '../workflows/messages';
 
 export interface Message {
@@ -54,11 +55,11 @@ async function sendSms(m: Message): Promise<string> {
 
 /** Sends `m` once. Returns false when a previous attempt already sent it. */
 export async function deliver(m: Message): Promise<boolean> {
-  const row = await Delivery.findOneAndUpdate(
-    { _id: m.key },
-    { $setOnInsert: { channel: m.channel, status: 'sending' }, $inc: { attempts: 1 } },
-    { upsert: true, returnDocument: 'after' },
-  ).lean();
+  // An upsert and a read by _id rather than one findOneAndUpdate: FerretDB answers an upserting
+  // findAndModify by scanning the whole collection (time grows with every message ever sent), while both
+  // of these stay constant-time there; MongoDB does either in well under a millisecond.
+  await Delivery.updateOne({ _id: m.key }, { $setOnInsert: { channel: m.channel, status: 'sending' }, $inc: { attempts: 1 } }, { upsert: true });
+  const row = await Delivery.findById(m.key).lean();
   if (row?.status === 'sent') {
     // Sent by an earlier attempt that failed afterwards (e.g. writing the outbox): finish the outbox entry.
     if (!config().isProduction) await toOutbox(m, row.sentAt ?? new Date());
@@ -72,21 +73,40 @@ export async function deliver(m: Message): Promise<boolean> {
     throw new Error(`${m.channel} delivery failed: ${withoutAddresses(String((err as Error)?.message ?? err))}`);
   }
   const sentAt = new Date();
-  await Delivery.updateOne({ _id: m.key }, { $set: { status: 'sent', sentAt, providerId } });
+  // Sent: from here on a failed attempt would send it again on retry, so the record of it must land.
+  await untilStored(() => Delivery.updateOne({ _id: m.key }, { $set: { status: 'sent', sentAt, providerId } }));
   if (!config().isProduction) await toOutbox(m, sentAt);
   return true;
 }
 
+/**
+ * Retries a write for up to 15 s (the database restarting, a connection reset) instead of failing the
+ * attempt: used once a message has gone out, when failing would mean sending it twice.
+ */
+async function untilStored<T>(write: () => Promise<T>, withinMs = 15_000): Promise<T> {
+  const giveUpAt = Date.now() + withinMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    try {
+      return await write();
+    } catch (err) {
+      if (Date.now() + delay > giveUpAt) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 /** Development only: files the message in its address's mailbox, once per key (see Outbox in db/models.ts). */
 async function toOutbox(m: Message, sentAt: Date): Promise<void> {
-  const filter = { _id: m.to.trim().toLowerCase(), 'messages.key': { $ne: m.key } };
+  const mailbox = m.to.trim().toLowerCase();
+  const notFiledYet = { 'messages.key': { $ne: m.key } };
+  const holds = (doc: { messages?: { key?: string | null }[] } | null) => !doc?.messages?.some((x) => x.key === m.key);
   const push = { $push: { messages: { $each: [{ key: m.key, channel: m.channel, to: m.to, subject: m.subject, text: m.text, flowId: m.flowId, sentAt }], $slice: -OUTBOX_KEEP } } };
   try {
     // No match: a new mailbox, or this key is already in it (then the insert collides: nothing to do).
-    await Outbox.updateOne(filter, push, { upsert: true });
+    await updateByIdIf(Outbox, mailbox, notFiledYet, holds, push, { upsert: true });
   } catch (err) {
     if ((err as { code?: number }).code !== 11000) throw err;
-    await Outbox.updateOne(filter, push); // the mailbox was created meanwhile by another message
+    await updateByIdIf(Outbox, mailbox, notFiledYet, holds, push); // the mailbox was created meanwhile by another message
   }
 }
 
