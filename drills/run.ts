@@ -373,7 +373,7 @@ function parseArgs(argv: string[]): Options {
     .name('drills')
     .option('--flows <n>', 'flows per drill (at least 100 for a real run)', '100')
     .option('--concurrency <n>', 'concurrent clients', '25')
-    .option('--only <list>', `comma-separated: ${DRILLS.map((d) => d.name).join(', ')}`)
+    .option('--only <list>', `comma-separated, run in this order: ${DRILLS.map((d) => d.name).join(', ')}`)
     .option('--keep', 'keep the temp dir (data and logs)')
     .parse(argv)
     .opts();
@@ -387,7 +387,10 @@ function parseArgs(argv: string[]): Options {
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv);
-  const drills = DRILLS.filter((d) => !o.only || o.only.includes(d.name));
+  // --only also sets the order
+  const unknown = (o.only ?? []).filter((n) => !DRILLS.some((d) => d.name === n));
+  if (unknown.length) throw new Error(`no such drill: ${unknown.join(', ')} (there are ${DRILLS.map((d) => d.name).join(', ')})`);
+  const drills = o.only ? o.only.map((n) => DRILLS.find((d) => d.name === n)!) : DRILLS;
   const t0 = Date.now();
   const rs = await startRunStack({
     name: 'drills',

@@ -580,7 +580,7 @@ export function ferretdbProcess(opts: { bin: string; port: number; dataDir: stri
       '--telemetry=disable',
       // v1.24 binds a debug/metrics HTTP server on 127.0.0.1:8088 unless told otherwise: "-" disables it,
       // so two stacks can run side by side
-      '--debug-addr=-',
+      `--debug-addr=${process.env.FERRETDB_DEBUG_ADDR ?? '-'}`,
       // state.json (instance UUID, telemetry state) would otherwise land in the working directory
       `--state-dir=${dir}`,
       '--log-level=warn',
@@ -627,32 +627,46 @@ export async function startServices(opts: StartServicesOptions): Promise<Stack> 
   const ports: StackPorts = {};
   const services: Record<ServiceName, ManagedProcess | undefined> = { temporal: undefined, mongo: undefined, smtp: undefined };
 
+  // How to make each service on fresh ports: a port we picked can be taken before the service binds it (an
+  // outbound connection's ephemeral port, or the Temporal dev server's own internal ports), so a start that
+  // fails on "address already in use" is tried again on new ports. Ports the caller fixed are used as given.
+  const makers: Partial<Record<ServiceName, { fixed: boolean; make: () => Promise<ManagedProcess> }>> = {};
   if (!ext.temporalAddress) {
-    ports.temporal = opts.ports?.temporal ?? (await freePort());
-    if (!opts.headless) ports.temporalUi = opts.ports?.temporalUi ?? (await freePort());
-    services.temporal = temporalProcess({
-      bin: toolPath('temporal', opts.bin?.temporal),
-      port: ports.temporal,
-      uiPort: ports.temporalUi,
-      headless: opts.headless,
-      dbFile: opts.persistent ? path.join(dataDir, 'temporal.db') : undefined,
-      codecEndpoint: opts.codecEndpoint,
-      logFile: path.join(logDir, 'temporal.log'),
-    });
+    makers.temporal = {
+      fixed: !!opts.ports?.temporal,
+      make: async () => {
+        ports.temporal = opts.ports?.temporal ?? (await freePort());
+        if (!opts.headless) ports.temporalUi = opts.ports?.temporalUi ?? (await freePort());
+        return temporalProcess({
+          bin: toolPath('temporal', opts.bin?.temporal),
+          port: ports.temporal,
+          uiPort: ports.temporalUi,
+          headless: opts.headless,
+          dbFile: opts.persistent ? path.join(dataDir, 'temporal.db') : undefined,
+          codecEndpoint: opts.codecEndpoint,
+          logFile: path.join(logDir, 'temporal.log'),
+        });
+      },
+    };
   }
   if (!ext.mongodbUri) {
-    ports.mongo = opts.ports?.mongo ?? (await freePort());
-    services.mongo = ferretdbProcess({ bin: toolPath('ferretdb', opts.bin?.ferretdb), port: ports.mongo, dataDir, logFile: path.join(logDir, 'ferretdb.log') });
+    makers.mongo = {
+      fixed: !!opts.ports?.mongo,
+      make: async () => {
+        ports.mongo = opts.ports?.mongo ?? (await freePort());
+        return ferretdbProcess({ bin: toolPath('ferretdb', opts.bin?.ferretdb), port: ports.mongo, dataDir, logFile: path.join(logDir, 'ferretdb.log') });
+      },
+    };
   }
   if (!ext.smtpUrl) {
-    ports.smtp = opts.ports?.smtp ?? (await freePort());
-    ports.mailWeb = opts.ports?.mailWeb ?? (await freePort());
-    services.smtp = maildevProcess({
-      smtpPort: ports.smtp,
-      webPort: ports.mailWeb,
-      mailDir: path.join(dataDir, 'maildev'),
-      logFile: path.join(logDir, 'maildev.log'),
-    });
+    makers.smtp = {
+      fixed: !!(opts.ports?.smtp || opts.ports?.mailWeb),
+      make: async () => {
+        ports.smtp = opts.ports?.smtp ?? (await freePort());
+        ports.mailWeb = opts.ports?.mailWeb ?? (await freePort());
+        return maildevProcess({ smtpPort: ports.smtp, webPort: ports.mailWeb, mailDir: path.join(dataDir, 'maildev'), logFile: path.join(logDir, 'maildev.log') });
+      },
+    };
   }
 
   const order: ServiceName[] = ['temporal', 'mongo', 'smtp'];
@@ -661,11 +675,22 @@ export async function startServices(opts: StartServicesOptions): Promise<Stack> 
   };
   const results = await Promise.allSettled(
     order.map(async (name) => {
-      const proc = services[name];
-      if (!proc) return;
-      const started = Date.now();
-      await proc.start();
-      if (opts.verbose) process.stderr.write(`stack: ${proc.name} ready (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+      const maker = makers[name];
+      if (!maker) return;
+      for (let attempt = 1; ; attempt++) {
+        const proc = (services[name] = await maker.make());
+        const started = Date.now();
+        try {
+          await proc.start();
+        } catch (err) {
+          if (maker.fixed || attempt >= 3 || !/address already in use|EADDRINUSE/i.test(proc.logSinceStart())) throw err;
+          await proc.stop().catch(() => undefined);
+          process.stderr.write(`stack: ${proc.name}: a port was taken before it could bind it; trying again on new ports\n`);
+          continue;
+        }
+        if (opts.verbose) process.stderr.write(`stack: ${proc.name} ready (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+        return;
+      }
     }),
   );
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -4,7 +4,7 @@
  *
  *   BENCH_CPU_PROF_DIR    a V8 CPU profile of the whole process, <dir>/<role>-<pid>.cpuprofile at exit
  *   BENCH_DB_TIMING_DIR   every MongoDB command counted by kind and collection with its total time (driver
- *                         command monitoring), <dir>/<role>-<pid>.json at exit
+ *                         command monitoring), <dir>/<role>-<pid>.json at exit (and snapshots, see below)
  *
  * Only in the API and worker processes (not in tsx's launcher). Changes nothing else.
  */
@@ -66,6 +66,15 @@ if (role && dir) {
         client.on('commandFailed', done);
         return m;
       });
+  }
+  // BENCH_DB_TIMING_EVERY_MS: also append a cumulative snapshot line to <dir>/<role>-<pid>.jsonl that often,
+  // to see which command grows slower over a long run (and to keep something of a process that is SIGKILLed)
+  const every = Number(process.env.BENCH_DB_TIMING_EVERY_MS);
+  if (every > 0) {
+    setInterval(() => {
+      fs.mkdirSync(dir, { recursive: true });
+      fs.appendFileSync(path.join(dir, `${role}-${process.pid}.jsonl`), JSON.stringify({ at: new Date().toISOString(), stats: Object.fromEntries(stats) }) + '\n');
+    }, every).unref();
   }
   process.on('exit', () => {
     if (!stats.size) return;
