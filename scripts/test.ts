@@ -72,12 +72,10 @@ export const stages: Stage[] = [
     run: (ctx) => (ctx.args.length && !ctx.args.some((a) => a.includes('browser')) ? Promise.resolve(0) : ctx.run('bash', ['scripts/ensure-chromium.sh'])),
   },
   { name: 'jest', runWhenFiltered: true, run: runJest },
-  // Opt-in for now (TEST_STAGES=chromium,jest,drills,fuzz): the drills take ~8 min on 2 loaded cores and
-  // the worker-SIGKILL drill lost 1 of 100 flows in its last run (open in the benchmark/drills issue).
-  // failure drills on a stack of their own (they kill and restart its services): drills/run.ts
-  { name: 'drills', optIn: true, run: (ctx) => ctx.run(bin('tsx'), ['drills/run.ts']) },
-  // schemathesis against a worker and API it starts on this stack: scripts/fuzz.ts
-  { name: 'fuzz', optIn: true, run: (ctx) => ctx.run(bin('tsx'), ['scripts/fuzz.ts']) },
+  // schemathesis against a worker and API it starts on this stack (no 5xx, every answer as documented): scripts/fuzz.ts
+  { name: 'fuzz', run: (ctx) => ctx.run(bin('tsx'), ['scripts/fuzz.ts']) },
+  // failure drills on a stack of their own (they kill and restart its services; ~4 min): drills/run.ts
+  { name: 'drills', run: (ctx) => ctx.run(bin('tsx'), ['drills/run.ts']) },
 ];
 
 let current: ChildProcess | undefined;
