@@ -37,6 +37,8 @@ interface ToolSpec {
   replacedBy: string;
   /** Arguments that make the binary print something and exit 0; undefined = do not run it to check. */
   verifyArgs?: string[];
+  /** How our own copy is built; a copy in .tools/bin built differently (an older recipe) is built again. */
+  build?: string;
   install(dest: string): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ const SPECS: Record<ToolName, ToolSpec> = {
     file: 'ferretdb',
     replacedBy: 'set MONGODB_URI to use an existing MongoDB (or FerretDB) instead',
     verifyArgs: ['--version'],
+    build: `${FERRETDB_VERSION}+id-index-lookups`,
     install: (dest) => buildFerretDb(dest),
   },
 };
@@ -204,6 +207,13 @@ async function installFromWheel(pkg: string, version: string, script: string, de
  * from a throwaway module builds, but the binary panics at start: the module zip ships an empty
  * build/version/version.txt, and since Go records FerretDB as the main module the version check runs.
  * So: download the module, copy it somewhere writable, write version.txt, and build inside the copy.
+ *
+ * One line is changed in the copy (the build id `+id-index-lookups` says so). v1.24's SQLite backend finds a
+ * document by `_ferretdb_sjson->'$._id' = ?`, while the unique _id index it creates is on
+ * `_ferretdb_sjson->"_id"`: the same value, but not the same expression, so SQLite never uses the index and
+ * every find, update and delete by _id scans and decodes the whole collection (EXPLAIN: "SCAN", not
+ * "SEARCH … USING INDEX"). With 10,000 accounts a reset spent most of its time there. The copy looks
+ * documents up with the index's own expression; the values compared are the same JSON as before.
  */
 async function buildFerretDb(dest: string): Promise<void> {
   const go = which('go', ['/usr/local/go/bin', path.join(os.homedir(), 'go', 'bin')]);
@@ -225,12 +235,13 @@ async function buildFerretDb(dest: string): Promise<void> {
     }
     const src = path.join(work, 'src');
     fs.cpSync(info.Dir, src, { recursive: true });
-    // the module cache is read-only; only build/version needs writing
-    const versionDir = path.join(src, 'build', 'version');
-    fs.chmodSync(src, 0o755);
-    fs.chmodSync(path.join(src, 'build'), 0o755);
-    fs.chmodSync(versionDir, 0o755);
-    fs.writeFileSync(path.join(versionDir, 'version.txt'), `${FERRETDB_VERSION}\n`);
+    spawnSync('chmod', ['-R', 'u+w', src]); // the module cache is read-only
+    fs.writeFileSync(path.join(src, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`);
+    const metadataGo = path.join(src, 'internal', 'backends', 'sqlite', 'metadata', 'metadata.go');
+    const slowLookup = `IDColumn = DefaultColumn + "->'$._id'"`;
+    const source = fs.readFileSync(metadataGo, 'utf8');
+    if (!source.includes(slowLookup)) throw new ToolError(`${metadataGo} no longer has ${slowLookup}: review the _id lookup change in buildFerretDb`);
+    fs.writeFileSync(metadataGo, source.replace(slowLookup, `IDColumn = DefaultColumn + "->\\"_id\\""`));
     const tmp = `${dest}.tmp-${process.pid}`;
     await runLong('go build ferretdb', go, ['build', '-trimpath', '-o', tmp, './cmd/ferretdb'], { cwd: src, env, logFile });
     installFile(tmp, dest);
@@ -314,7 +325,17 @@ function locate(name: ToolName): string | undefined {
   const onPath = which(spec.file);
   if (onPath && path.dirname(onPath) !== TOOLS_BIN) return onPath;
   const local = path.join(TOOLS_BIN, spec.file);
+  if (spec.build && readBuild(local) !== spec.build) return undefined;
   return isVerified(local, SPECS[name]) ? local : undefined;
+}
+
+const buildFile = (bin: string) => path.join(path.dirname(bin), `.${path.basename(bin)}.build`);
+function readBuild(bin: string): string | undefined {
+  try {
+    return fs.readFileSync(buildFile(bin), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -346,6 +367,7 @@ export async function ensureTools<T extends ToolName = ToolName>(needed: readonl
       try {
         await spec.install(dest);
         if (!isVerified(dest, spec)) throw new ToolError(`the installed ${dest} does not run`);
+        if (spec.build) fs.writeFileSync(buildFile(dest), spec.build + '\n');
         result[name] = dest;
       } catch (err) {
         const msg = err instanceof Error ? err.message : String(err);
