@@ -80,6 +80,28 @@ async function codeFromMailbox(api: Api, to: string): Promise<string> {
   return (await api.codeFor(to)).code;
 }
 
+/** Signed in: a code to the current phone (email) → a new one → OK → a code to the new one → completed. */
+function changeContactScenario(what: 'phone' | 'email'): Scenario {
+  const name = `change-${what}.happy`;
+  return {
+    name,
+    description: `signed in: code to the current ${what} → new ${what} → OK → code to the new ${what} → completed`,
+    async run({ api, makeAccount }) {
+      const acc = await makeAccount();
+      const current = what === 'phone' ? acc.phone : acc.email;
+      const signIn = await api.post('/v1/sessions', { identifier: what === 'phone' ? acc.email : acc.phone, password: acc.password });
+      const auth = { authorization: `Bearer ${signIn.body.token}` };
+      const id: string = (await api.post(`/v1/flows/change-${what}`, undefined, auth)).body.flowId;
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, current) }, auth);
+      const next = what === 'phone' ? `+1650555${crypto.randomInt(1000, 10_000)}` : `new-${crypto.randomBytes(4).toString('hex')}@example.com`;
+      await api.post(`/v1/flows/${id}/new-${what}`, { [what]: next }, auth);
+      await api.post(`/v1/flows/${id}/confirm`, undefined, auth);
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, next) }, auth);
+      return { [name]: `change-${what}/${id}` };
+    },
+  };
+}
+
 /** The scenarios, one per path through each workflow. Append new kinds here. */
 export const SCENARIOS: Scenario[] = [
   {
@@ -223,36 +245,8 @@ export const SCENARIOS: Scenario[] = [
       return { 'sign-up.happy': `sign-up/${id}` };
     },
   },
-  {
-    name: 'change-phone.happy',
-    description: 'signed in: code to the current phone → new phone → OK → code to the new phone → completed',
-    async run({ api, makeAccount }) {
-      const acc = await makeAccount();
-      const auth = { authorization: `Bearer ${(await api.post('/v1/sessions', { identifier: acc.email, password: acc.password })).body.token}` };
-      const id: string = (await api.post('/v1/flows/change-phone', undefined, auth)).body.flowId;
-      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, acc.phone) }, auth);
-      const phone2 = `+1650555${crypto.randomInt(1000, 10_000)}`;
-      await api.post(`/v1/flows/${id}/new-phone`, { phone: phone2 }, auth);
-      await api.post(`/v1/flows/${id}/confirm`, undefined, auth);
-      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, phone2) }, auth);
-      return { 'change-phone.happy': `change-phone/${id}` };
-    },
-  },
-  {
-    name: 'change-email.happy',
-    description: 'signed in: code to the current email → new email → OK → code to the new email → completed',
-    async run({ api, makeAccount }) {
-      const acc = await makeAccount();
-      const auth = { authorization: `Bearer ${(await api.post('/v1/sessions', { identifier: acc.phone, password: acc.password })).body.token}` };
-      const id: string = (await api.post('/v1/flows/change-email', undefined, auth)).body.flowId;
-      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, acc.email) }, auth);
-      const email2 = `new-${crypto.randomBytes(4).toString('hex')}@example.com`;
-      await api.post(`/v1/flows/${id}/new-email`, { email: email2 }, auth);
-      await api.post(`/v1/flows/${id}/confirm`, undefined, auth);
-      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, email2) }, auth);
-      return { 'change-email.happy': `change-email/${id}` };
-    },
-  },
+  changeContactScenario('phone'),
+  changeContactScenario('email'),
 ];
 
 async function waitClosed(client: Client, workflowId: string, timeoutMs: number): Promise<void> {
