@@ -24,12 +24,23 @@ const toJson = (p: Payload): JsonPayload => ({
   data: p.data ? Buffer.from(p.data).toString('base64') : undefined,
 });
 
+const LOOPBACK = /^(127(\.\d{1,3}){3}|localhost|::1|\[::1\])$/i;
+
 export function createCodecApp(): express.Express {
   const cfg = config();
   const codec = new EncryptionCodec(parseKeys(cfg.PAYLOAD_ENCRYPTION_KEY));
   const origins = new Set(cfg.CODEC_CORS_ORIGINS.split(',').map((s) => s.trim()));
   const app = express();
   app.disable('x-powered-by');
+  // Bound to loopback, it answers only requests addressed to loopback: a web page whose own domain
+  // resolves to 127.0.0.1 (DNS rebinding) sends its own name as Host and is turned away.
+  const guardHost = LOOPBACK.test(cfg.CODEC_HOST);
+  app.use((req, res, next) => {
+    if (guardHost && !LOOPBACK.test((req.headers.host ?? '').replace(/:\d+$/, ''))) {
+      return res.status(421).json({ error: 'this codec server answers only to 127.0.0.1, localhost or [::1]' });
+    }
+    next();
+  });
   app.use((req, res, next) => {
     const origin = req.header('origin');
     if (origin && origins.has(origin)) {

@@ -189,6 +189,23 @@ describe('the codec server speaks the Temporal UI protocol', () => {
     expect(evilPost.headers.get('access-control-allow-origin')).toBeNull();
   });
 
+  test('a request addressed to another host name (DNS rebinding) is refused: 421, nothing decoded', async () => {
+    const http = await import('node:http');
+    const { port } = new URL(codecUrl);
+    const ask = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/decode', method: 'POST', headers: { host, 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ payloads: [] }));
+      });
+    expect(await ask(`evil.example:${port}`)).toBe(421);
+    expect(await ask(`127.0.0.1:${port}`)).toBe(200);
+    expect(await ask(`localhost:${port}`)).toBe(200);
+  });
+
   test('encode then decode round-trips through /encode, /decode and /codec/*; the key id travels in the metadata', async () => {
     const plain = { metadata: { encoding: b64('json/plain') }, data: b64(JSON.stringify({ hello: 'operator' })) };
     const enc = await codec('encode', [plain], '/codec/encode');
