@@ -23,7 +23,9 @@ export async function verifySecret(hash: string | undefined, secret: string): Pr
   }
 }
 
-const zxcvbn = new ZxcvbnFactory({ dictionary: { ...common.dictionary }, graphs: common.adjacencyGraphs });
+// l33tMaxSubstitutions: the default (100) lets a long l33t password ("P4$$w0rd!P4$$w0rd!") take 12-70 ms of
+// the API's event loop; 20 takes 4 ms and scored every password we tried the same.
+const zxcvbn = new ZxcvbnFactory({ dictionary: { ...common.dictionary }, graphs: common.adjacencyGraphs, l33tMaxSubstitutions: 20 });
 
 /** Reasons a new password is refused (empty: acceptable). `others` are the account's identifiers and the like. */
 export function passwordProblems(password: string, others: string[] = []): string[] {

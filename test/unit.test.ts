@@ -147,6 +147,9 @@ describe('digests and sealing', () => {
     const { passwordProblems } = await import('../lib/passwords');
     expect(passwordProblems('short')).toContain('too_short');
     expect(passwordProblems('password')).toContain('too_common');
+    // l33t spellings are still caught with the substitution cap (lib/passwords.ts)
+    for (const l33t of ['P4$$w0rd1', 'p@ssw0rd!', 'P4$$w0rd!P4$$w0rd!', 'l3tm31n!']) expect(passwordProblems(l33t)).toContain('too_common');
+    expect(passwordProblems('correct horse battery staple')).toEqual([]);
     expect(passwordProblems('x'.repeat(129))).toContain('too_long');
     expect(passwordProblems('jane@example.com', ['jane@example.com'])).toContain('same_as_identifier');
     expect(passwordProblems('correct horse battery staple')).toEqual([]);
