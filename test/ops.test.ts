@@ -151,8 +151,14 @@ test('flows reset: needs a reason; refuses an event that does not end a workflow
   const first = await cli(['--json', 'flows', 'reset', flow.flowId, '--to', 'first-task', '--reason', 'start over']);
   expect(first.code).toBe(0);
   expect(first.json.resetToEventId).toBe(4); // started, task scheduled, started, completed
-  // Reset to its first task, the flow is back at captcha in a new run.
-  expect((await waitForFlow(h.api, flow.flowId, (f) => f.step === 'captcha')).status).toBe('active');
+  expect(first.json.runId).not.toBe(first.json.previousRunId);
+  // A new run starts over from its first task; the captcha answers given after that point are reapplied
+  // (updates after the reset point are), so it arrives at code again, with a code of its own.
+  expect((await waitForFlow(h.api, flow.flowId, (f) => f.step === 'code')).status).toBe('active');
+  const { temporalClient } = await import('../lib/temporal');
+  const desc = await (await temporalClient()).workflow.getHandle(`password-reset/${flow.flowId}`).describe();
+  expect(desc.runId).toBe(first.json.runId);
+  expect(desc.status.name).toBe('RUNNING');
 }, 90_000);
 
 test('flows replay: a good history replays; against a changed workflow it fails and names the event', async () => {
