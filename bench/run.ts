@@ -31,6 +31,7 @@ import { GroupMonitor } from './support/procstat';
 import { Samples, fmt, table } from './support/stats';
 import { freshPassword, seedAccounts, seedAccountsBulk, type SeededAccount } from './support/seed';
 import { perSecond, renderChart } from './support/chart';
+import { runMain } from '../scripts/run-main';
 
 interface Options {
   users: number;
@@ -637,10 +638,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain('bench', main);

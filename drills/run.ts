@@ -23,6 +23,7 @@ import { startRunStack, type RunStack } from '../bench/support/stack';
 import { Client, sleep, TransportError, type Reply } from '../bench/support/http';
 import { freshPassword, seedAccounts, type SeededAccount } from '../bench/support/seed';
 import { table } from '../bench/support/stats';
+import { runMain } from '../scripts/run-main';
 
 const log = (msg: string) => process.stderr.write(`drills: ${msg}\n`);
 
@@ -438,10 +439,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`drills: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain('drills', main);

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { ROOT } from './tools';
 import { startApp, stopAllManaged } from './stack';
+import { runMain } from './run-main';
 
 const SCHEMATHESIS_VERSION = '4.32.5';
 const VENV = path.join(ROOT, '.tools', 'schemathesis');
@@ -147,12 +148,4 @@ async function main(): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`fuzz: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runMain('fuzz', main);

@@ -43,6 +43,7 @@ import {
   submitSupport,
   waitForFlow,
 } from '../test/support/scenarios';
+import { runMain } from './run-main';
 
 /** What the recorder's service runs with: short deadlines so every path ends within seconds. */
 const ENV: Record<string, string> = {
@@ -331,12 +332,4 @@ async function main(): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`record-histories: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runMain('record-histories', main);

@@ -18,6 +18,7 @@ import crypto from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ensureTools, ROOT, type ToolName } from './tools';
 import { onShutdownSignal, reapByEnv, startServices, stopAllManaged, tailLogs, type Stack } from './stack';
+import { runMain } from './run-main';
 
 export interface StageContext {
   /** The environment the tests get (this process's plus the stack's). */
@@ -196,12 +197,4 @@ async function main(): Promise<number> {
   }
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`test: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runMain('test', main);
