@@ -55,11 +55,11 @@ async function sendSms(m: Message): Promise<string> {
 
 /** Sends `m` once. Returns false when a previous attempt already sent it. */
 export async function deliver(m: Message): Promise<boolean> {
-  // An upsert and a read by _id rather than one findOneAndUpdate: FerretDB answers an upserting
-  // findAndModify by scanning the whole collection (time grows with every message ever sent), while both
-  // of these stay constant-time there; MongoDB does either in well under a millisecond.
-  await Delivery.updateOne({ _id: m.key }, { $setOnInsert: { channel: m.channel, status: 'sending' }, $inc: { attempts: 1 } }, { upsert: true });
-  const row = await Delivery.findById(m.key).lean();
+  const row = await Delivery.findOneAndUpdate(
+    { _id: m.key },
+    { $setOnInsert: { channel: m.channel, status: 'sending' }, $inc: { attempts: 1 } },
+    { upsert: true, returnDocument: 'after' },
+  ).lean();
   if (row?.status === 'sent') {
     // Sent by an earlier attempt that failed afterwards (e.g. writing the outbox): finish the outbox entry.
     if (!config().isProduction) await toOutbox(m, row.sentAt ?? new Date());
