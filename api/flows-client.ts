@@ -96,8 +96,9 @@ export async function update<Args extends unknown[]>(flowId: string, def: Update
 }
 
 export function mapUpdateError(err: unknown): unknown {
-  // An update to a flow that has ended: it exists, it just accepts nothing any more.
-  if (/already completed/i.test(String((err as Error)?.message))) return problem('step_mismatch', 'The flow has ended.');
+  // An update to a flow that has ended, or that ended while the update waited (the server aborts it
+  // "by closing workflow", as a not-found error): the flow exists, it just accepts nothing any more.
+  if (/already completed|aborted by closing workflow/i.test(String((err as Error)?.message))) return problem('step_mismatch', 'The flow has ended.');
   if (isNotFound(err)) return problem('flow_not_found');
   const message = err instanceof WorkflowUpdateFailedError ? String((err.cause as Error | undefined)?.message ?? '') : String((err as Error)?.message ?? '');
   // An action this kind of flow never takes (e.g. a veto on a sign-up): no step of it accepts that.
