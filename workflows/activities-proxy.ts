@@ -15,16 +15,27 @@ const localDb = proxyLocalActivities<typeof activities>({
 });
 
 /**
- * Flows started since this patch run their short reads and writes of our own database (look-ups, the
- * active-flow marker, issuing a code, counting a failure) as local activities: in the worker that runs
- * the workflow task, recorded as a marker, with no activity task on the queue and no extra workflow
- * task. The benchmark found these round trips to be most of the server's work per flow. Anything that
- * sends a message, or may wait long, stays a regular activity (`db`, `slow`, `delivery`).
+ * Flows started between this patch and REGULAR_DB_PATCH ran their short reads and writes of our own
+ * database (look-ups, the active-flow marker, issuing a code, counting a failure) as local activities.
+ * Kept so that those histories still replay the way they ran.
  */
 export const LOCAL_DB_PATCH = 'short-db-work-as-local-activities';
 
-/** `db` for short database work: local activities in flows started since LOCAL_DB_PATCH, as before in older ones. */
+/**
+ * Flows started since this patch run that work as regular activities again. With local activities, an
+ * update arriving while another update's handler waited on one (a wrong code being counted while the
+ * user pressed cancel) made the SDK (core of @temporalio/worker 1.24.0) record the local activity's
+ * marker in one workflow task and hand its result to the workflow in the next. Such a history cannot be
+ * replayed ("UpdateMachine in state CompletedCommandCreated says the transition is invalid"), so a query
+ * on the ended flow failed and an open flow evicted from the cache would have been stuck; in another
+ * interleaving a workflow task got lost and the flow stalled for the 10 s workflow task timeout.
+ * A regular activity's result is an event of its own, which replays in the order it happened.
+ */
+export const REGULAR_DB_PATCH = 'short-db-work-as-activities-again';
+
+/** `db` for short database work, as each flow ran it: regular activities, except in flows started between the two patches. */
 export function quickDb(): typeof db {
+  if (patched(REGULAR_DB_PATCH)) return db;
   return patched(LOCAL_DB_PATCH) ? localDb : db;
 }
 

@@ -18,7 +18,9 @@
  *
  * The same holds for password-reset.v1-*, sign-up.v1-happy, change-phone.v1-happy and change-email.v1-happy:
  * recorded by commit 4fd4d76, before patched('short-db-work-as-local-activities') (workflows/activities-proxy.ts),
- * when every database call was a regular activity.
+ * when every database call was a regular activity. And for password-reset.v2-*, sign-up.v2-happy,
+ * change-phone.v2-happy and change-email.v2-happy: recorded by commit 30c6294, with the short database work
+ * as local activities, before patched('short-db-work-as-activities-again') made it regular activities again.
  */
 import fs from 'node:fs';
 import path from 'node:path';
