@@ -1,9 +1,9 @@
 /** Talking to flows: find the workflow behind a flow id, query it, drive it with updates, map outcomes to HTTP. */
 import type { Response } from 'express';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { QueryRejectedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
-import { temporalClient } from '../lib/temporal';
+import { openFlowsClient, temporalClient } from '../lib/temporal';
 import { problem, type ProblemCode } from './problem';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
@@ -19,8 +19,25 @@ function isNotFound(err: unknown): boolean {
   return err instanceof WorkflowNotFoundError || (err as { name?: string })?.name === 'WorkflowNotFoundError' || /not found/i.test(String((err as Error)?.message));
 }
 
+/**
+ * The flow as it stands. A running flow answers a query; an ended one is what its workflow returned
+ * (every flow returns its final view), read from the close event of its history: no worker has to
+ * replay the history to answer, which took the dev server about 2 s right after a flow ended. A run
+ * that returned nothing (terminated by ops, say) is still queried.
+ */
 export async function queryFlow(flowId: string): Promise<Flow> {
+  const workflowId = workflowIdOf(flowId);
+  if (!workflowId) throw problem('flow_not_found');
+  try {
+    return await (await openFlowsClient()).workflow.getHandle(workflowId).query(flowQuery);
+  } catch (err) {
+    if (isNotFound(err)) throw problem('flow_not_found');
+    if (!(err instanceof QueryRejectedError)) throw err;
+  }
   const handle = await handleOf(flowId);
+  // (bounded: were ops to reset the flow meanwhile, result() would wait for the new run to end)
+  const returned = (await (await temporalClient()).withDeadline(Date.now() + 5_000, () => handle.result()).catch(() => undefined)) as Flow | undefined;
+  if (returned?.flowId === flowId) return returned;
   try {
     return await handle.query(flowQuery);
   } catch (err) {

@@ -33,9 +33,23 @@ export function temporalClient(): Promise<Client> {
   return client;
 }
 
+let openOnly: { of: Client; client: Client } | undefined;
+/**
+ * The same connection, but ended workflows refuse its queries (QueryRejectedError) instead of having a
+ * worker replay their whole history to answer: what an ended flow returned is in its close event.
+ */
+export async function openFlowsClient(): Promise<Client> {
+  const c = await temporalClient();
+  if (openOnly?.of !== c) {
+    openOnly = { of: c, client: new Client({ connection: c.connection, namespace: c.options.namespace, dataConverter: dataConverter(), workflow: { queryRejectCondition: 'NOT_OPEN' } }) };
+  }
+  return openOnly.client;
+}
+
 export async function closeTemporalClient(): Promise<void> {
   const c = await client?.catch(() => undefined);
   client = undefined;
+  openOnly = undefined;
   await c?.connection.close();
 }
 
