@@ -61,9 +61,24 @@ export async function authorizeFlow(req: Request, flowId: string): Promise<Sessi
   const kind = kindOfFlowId(flowId);
   if (kind !== 'change_phone' && kind !== 'change_email') return undefined;
   const session = await currentSession(req);
-  const subject = await querySubject(flowId);
-  if (!session || session.accountId !== subject.ownerAccountId) throw problem('flow_not_found');
+  const owner = await ownerOf(flowId);
+  if (!session || session.accountId !== owner) throw problem('flow_not_found');
   return session;
+}
+
+/** Who started a change flow: its query while it runs; once it has ended, the memo its start wrote (no replay), else the query. */
+async function ownerOf(flowId: string): Promise<string | undefined> {
+  const workflowId = workflowIdOf(flowId);
+  if (!workflowId) throw problem('flow_not_found');
+  try {
+    return (await (await openFlowsClient()).workflow.getHandle(workflowId).query(flowSubjectQuery)).ownerAccountId;
+  } catch (err) {
+    if (isNotFound(err)) throw problem('flow_not_found');
+    if (!(err instanceof QueryRejectedError)) throw err;
+  }
+  const memo = (await (await handleOf(flowId)).describe()).memo as { ownerAccountId?: unknown } | undefined;
+  if (typeof memo?.ownerAccountId === 'string') return memo.ownerAccountId;
+  return (await querySubject(flowId)).ownerAccountId; // flows started before the memo
 }
 
 const ERROR_CODES: Record<string, ProblemCode> = {

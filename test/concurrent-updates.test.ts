@@ -62,4 +62,11 @@ test(`${FLOWS} change-email flows, each hit by 8 requests at once, answer sensib
   const outcomes = await replayHistories(inputs, { bundle: await bundleWorkflows(), dataConverter: dataConverter() });
   expect(outcomes.filter((o) => !o.ok).map((o) => `${o.source}: ${o.summary}`)).toEqual([]);
   expect(outcomes).toHaveLength(FLOWS);
+
+  // Who may read an ended change flow comes from its memo (no replay), and the memo is encrypted like the input.
+  const desc = await client.workflow.getHandle(workflowIdOf(flowIds[0])!).describe();
+  expect(desc.memo).toEqual({ ownerAccountId: acc.accountId });
+  const rawOwner = desc.raw.workflowExecutionInfo?.memo?.fields?.ownerAccountId;
+  expect(Buffer.from(rawOwner?.metadata?.encoding ?? []).toString()).toBe('binary/encrypted');
+  expect(Buffer.from(rawOwner?.data ?? []).toString()).not.toContain(acc.accountId);
 }, 240_000);

@@ -129,6 +129,7 @@ for (const what of ['phone', 'email'] as const) {
           expiresAt,
         }),
         'code',
+        { ownerAccountId: session.accountId }, // who may read the flow once it has ended (flows-client.ts)
       );
       res.status(201).json(await firstStep(flowId));
     },

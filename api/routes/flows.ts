@@ -52,6 +52,7 @@ export async function startFlow(
   scope: string,
   makeArgs: (flowId: string, expiresAt: number) => unknown,
   firstStep: Flow['step'],
+  memo?: Record<string, unknown>,
 ): Promise<Flow> {
   const key = idempotencyKey(req);
   const flowId = key ? idempotentFlowId(kind, scope, key) : newFlowId(kind);
@@ -63,6 +64,7 @@ export async function startFlow(
       workflowId: `${KIND_SLUG[kind]}/${flowId}`,
       taskQueue: config().TEMPORAL_TASK_QUEUE,
       args: [makeArgs(flowId, expiresAt)],
+      memo, // encrypted by the payload codec, like the input
       workflowIdConflictPolicy: key ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,
       // A key names one flow for good: once that flow has ended, a retried start must not run it again.
       workflowIdReusePolicy: key ? WorkflowIdReusePolicy.REJECT_DUPLICATE : undefined,
