@@ -165,6 +165,23 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 'password-reset.support-approved-other-account',
+    description: 'reset for one account → support form naming another account (its bound IMEI) → approved → that account recovered; the marker claimed on the first released',
+    async run({ api, makeAccount }) {
+      const typed = await makeAccount();
+      const named = await makeAccount();
+      const imei = await bindDevice(api, named);
+      const contact = contactEmail('other-account');
+      const flowId = await resetToSupport(api, typed.email);
+      const { caseId } = await submitSupport(api, flowId, { accountId: named.accountId, imei, contactEmail: contact });
+      await decide(api, caseId, 'approve', 'recorder', 'IMEI matches the named account');
+      await waitForFlow(api, flowId, (f) => f.step === 'code');
+      await api.post(`/v1/flows/${flowId}/code`, { code: await codeFromMailbox(api, contact) });
+      await setPassword(api, flowId, 'recovered the named account 5');
+      return { 'password-reset.support-approved-other-account': resetId(flowId) };
+    },
+  },
+  {
     name: 'password-reset.support-rejected',
     description: 'support form (unknown IMEI) → rejected → flow rejected, contact told',
     async run({ api, makeAccount }) {

@@ -18,6 +18,7 @@ const REQUIRED = [
   'password-reset.questions-hold',
   'password-reset.veto',
   'password-reset.support-approved',
+  'password-reset.support-approved-other-account',
   'password-reset.support-rejected',
   'password-reset.support-expired',
   'password-reset.cancelled',

@@ -67,6 +67,30 @@ test('approve: a code to the contact email, a new password, the hold told to the
   expect((await caseOf(caseId)).status).toBe('approved');
 });
 
+test('an approved case naming another account: that account is recovered, and the account the reset began with is free again', async () => {
+  const { Account } = await import('../db/models');
+  const typed = await makeAccount(); // the identifier the user typed at the start
+  const owner = await makeAccount(); // the account the form names, with its bound device
+  const imei = await bindDevice(h.api, owner);
+  const contact = contactEmail();
+  const flowId = await resetToSupport(h.api, typed.email);
+  const marker = async (accountId: string) => ((await Account.findById(accountId, { activeFlows: 1 }).lean())?.activeFlows as Record<string, string> | undefined)?.password_reset;
+  expect(await marker(typed.accountId)).toBe(flowId);
+  const { caseId } = await submitSupport(h.api, flowId, { accountId: owner.accountId, imei, contactEmail: contact });
+  expect((await decide(h.api, caseId, 'approve', 'alice', 'IMEI matches the named account')).status).toBe(200);
+  await waitForFlow(h.api, flowId, (f) => f.step === 'code');
+  const { code } = await h.api.codeFor(contact);
+  expect((await h.api.post(`/v1/flows/${flowId}/code`, { code })).body.step).toBe('new_password');
+  expect((await setPassword(h.api, flowId, 'recovered the named account 7')).body.step).toBe('hold');
+  await waitForFlow(h.api, flowId, (f) => f.status === 'completed');
+  expect((await h.api.post('/v1/sessions', { identifier: owner.email, password: 'recovered the named account 7' })).status).toBe(201);
+  expect((await h.api.post('/v1/sessions', { identifier: typed.email, password: typed.password })).status).toBe(201);
+  // The marker the flow claimed at its start is gone (it used to stay, pointing at the ended flow).
+  for (let i = 0; i < 50 && (await marker(typed.accountId)) !== undefined; i++) await sleep(100);
+  expect(await marker(typed.accountId)).toBeUndefined();
+  expect(await marker(owner.accountId)).toBeUndefined();
+});
+
 test('reject: the flow ends rejected, the contact email is told why, the password is unchanged', async () => {
   const acc = await makeAccount();
   await bindDevice(h.api, acc);

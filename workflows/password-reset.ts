@@ -11,7 +11,7 @@
  * An identifier that matches no account walks the same steps with the same answers; nothing is sent
  * and no code or answer is ever accepted.
  */
-import { executeChild, getExternalWorkflowHandle, condition, setHandler, ParentClosePolicy } from '@temporalio/workflow';
+import { executeChild, getExternalWorkflowHandle, condition, patched, setHandler, ParentClosePolicy } from '@temporalio/workflow';
 import { db, quickDb, slow } from './activities-proxy';
 import { FlowEnded, FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
@@ -56,6 +56,8 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   const flow = new FlowState(flowId, 'password_reset', 'captcha', input.expiresAt);
 
   let subject: { accountId?: string; identifiers: string[] } = { identifiers: [input.identifier] };
+  /** The account whose one-active-reset marker this flow holds (the one its identifier named). */
+  let claimedFor: string | undefined;
   let captchaDigest: string | undefined;
   let captchaPassed = false;
   let codes: CodeStep | undefined;
@@ -167,6 +169,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
     attempts = new AccountAttempts(target.accountId);
     if (target.accountId) {
       // One active reset per account: this start supersedes the one before it.
+      claimedFor = target.accountId;
       const { previousFlowId } = await quickDb().claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId });
       if (previousFlowId) await supersede(previousFlowId, flowId);
     }
@@ -250,10 +253,15 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   } catch (err) {
     if (!(err instanceof FlowEnded)) throw err;
   } finally {
-    if (subject.accountId) await quickDb().releaseActiveFlow({ accountId: subject.accountId, kind: 'password_reset', flowId });
+    // Release the marker this flow claimed. Before RELEASE_CLAIMED_PATCH the release went to the subject,
+    // which an approved support case naming another account had changed: the claimed marker stayed.
+    const holder = claimedFor !== subject.accountId && patched(RELEASE_CLAIMED_PATCH) ? claimedFor : subject.accountId;
+    if (holder) await quickDb().releaseActiveFlow({ accountId: holder, kind: 'password_reset', flowId });
   }
   return flow.view();
 }
+
+const RELEASE_CLAIMED_PATCH = 'release-the-claimed-reset-marker';
 
 const allSteps = ['captcha', 'code', 'security_questions', 'support', 'support_review', 'new_password', 'hold'] as const;
 
