@@ -1,7 +1,7 @@
 /** Talking to flows: find the workflow behind a flow id, query it, drive it with updates, map outcomes to HTTP. */
 import type { Response } from 'express';
 import { QueryRejectedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { UpdateDefinition } from '@temporalio/common';
+import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
 import { openFlowsClient, temporalClient } from '../lib/temporal';
 import { problem, type ProblemCode } from './problem';
@@ -19,6 +19,19 @@ function isNotFound(err: unknown): boolean {
   return err instanceof WorkflowNotFoundError || (err as { name?: string })?.name === 'WorkflowNotFoundError' || /not found/i.test(String((err as Error)?.message));
 }
 
+/** Asks the flow's workflow `def`; a flow that does not exist is flow_not_found. `openOnly`: an ended flow answers undefined instead of a worker replaying its history. */
+async function ask<T>(flowId: string, def: QueryDefinition<T>, openOnly = false): Promise<T | undefined> {
+  const workflowId = workflowIdOf(flowId);
+  if (!workflowId) throw problem('flow_not_found');
+  try {
+    return await (await (openOnly ? openFlowsClient() : temporalClient())).workflow.getHandle(workflowId).query(def);
+  } catch (err) {
+    if (isNotFound(err)) throw problem('flow_not_found');
+    if (openOnly && err instanceof QueryRejectedError) return undefined;
+    throw err;
+  }
+}
+
 /**
  * The flow as it stands. A running flow answers a query; an ended one is what its workflow returned
  * (every flow returns its final view), read from the close event of its history: no worker has to
@@ -26,34 +39,17 @@ function isNotFound(err: unknown): boolean {
  * that returned nothing (terminated by ops, say) is still queried.
  */
 export async function queryFlow(flowId: string): Promise<Flow> {
-  const workflowId = workflowIdOf(flowId);
-  if (!workflowId) throw problem('flow_not_found');
-  try {
-    return await (await openFlowsClient()).workflow.getHandle(workflowId).query(flowQuery);
-  } catch (err) {
-    if (isNotFound(err)) throw problem('flow_not_found');
-    if (!(err instanceof QueryRejectedError)) throw err;
-  }
+  const running = await ask(flowId, flowQuery, true);
+  if (running) return running;
   const handle = await handleOf(flowId);
   // (bounded: were ops to reset the flow meanwhile, result() would wait for the new run to end)
   const returned = (await (await temporalClient()).withDeadline(Date.now() + 5_000, () => handle.result()).catch(() => undefined)) as Flow | undefined;
   if (returned?.flowId === flowId) return returned;
-  try {
-    return await handle.query(flowQuery);
-  } catch (err) {
-    if (isNotFound(err)) throw problem('flow_not_found');
-    throw err;
-  }
+  return (await ask(flowId, flowQuery))!;
 }
 
 export async function querySubject(flowId: string): Promise<FlowSubject> {
-  const handle = await handleOf(flowId);
-  try {
-    return await handle.query(flowSubjectQuery);
-  } catch (err) {
-    if (isNotFound(err)) throw problem('flow_not_found');
-    throw err;
-  }
+  return (await ask(flowId, flowSubjectQuery))!;
 }
 
 /** Flows a signed-in user started can only be driven with that user's session; to anybody else they do not exist. */
@@ -68,15 +64,12 @@ export async function authorizeFlow(req: Request, flowId: string): Promise<Sessi
 
 /** Who started a change flow: its query while it runs; once it has ended, the memo its start wrote (no replay), else the query. */
 async function ownerOf(flowId: string): Promise<string | undefined> {
-  const workflowId = workflowIdOf(flowId);
-  if (!workflowId) throw problem('flow_not_found');
-  try {
-    return (await (await openFlowsClient()).workflow.getHandle(workflowId).query(flowSubjectQuery)).ownerAccountId;
-  } catch (err) {
-    if (isNotFound(err)) throw problem('flow_not_found');
-    if (!(err instanceof QueryRejectedError)) throw err;
-  }
-  const memo = (await (await handleOf(flowId)).describe()).memo as { ownerAccountId?: unknown } | undefined;
+  const running = await ask(flowId, flowSubjectQuery, true);
+  if (running) return running.ownerAccountId;
+  const memo = await (await handleOf(flowId))
+    .describe()
+    .then((d) => d.memo as { ownerAccountId?: unknown } | undefined)
+    .catch(() => undefined); // e.g. a memo written under a retired key: ask the flow instead
   if (typeof memo?.ownerAccountId === 'string') return memo.ownerAccountId;
   return (await querySubject(flowId)).ownerAccountId; // flows started before the memo
 }
