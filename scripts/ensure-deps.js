@@ -14,6 +14,13 @@
  * platforms' optional binaries (e.g. @swc/core-darwin-arm64), which npm leaves out of a lock generated where
  * the registry does not serve them, yet `npm ci` demands. Any other failure stops with npm's error.
  *
+ * How the refusal is recognised: npm runs with `--json`, so it reports a failure on stdout as
+ * `{"error":{"code":"EUSAGE","summary":…}}` (and exits non-zero) whatever the log level. The decision uses
+ * that exit code and error code only, never npm's human-readable text: under `npm -s test` / `npm run -s
+ * bench` the child npm inherits `npm_config_loglevel=silent` and prints no error text at all. (npm 11: the
+ * JSON error is printed even when silent; a successful install prints a JSON summary, which is swallowed.)
+ * When npm fails and printed nothing itself (silent), its error summary is shown here instead.
+ *
  * Native modules: argon2 ships prebuilt binaries, but its linux-x64 glibc prebuild crashes (SIGSEGV) on
  * load with this machine's Node, and its install script would pick that prebuild anyway. So after an
  * install (and once per Node version) each native module is loaded in a child process; one that fails is
@@ -50,18 +57,59 @@ function reason() {
   return undefined;
 }
 
-/** Runs npm with stdout inherited and stderr both shown live and kept (to recognise the error). */
+/** npm's `--json` report: the whole stdout, else the last top-level object in it (after other output). */
+function parseJson(stdout) {
+  const text = stdout.trim();
+  const starts = [0];
+  for (let i = text.indexOf('\n{'); i >= 0; i = text.indexOf('\n{', i + 1)) starts.push(i + 1);
+  for (const at of starts.reverse()) {
+    try {
+      return JSON.parse(text.slice(at));
+    } catch {
+      /* not (only) JSON from here */
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Runs `npm <args> --json`: stderr is shown live; stdout (npm's JSON report) is kept to read the error code.
+ * Resolves { code: exit code, error: { code, summary, detail } | undefined, report, stderr }.
+ */
 function runNpm(args) {
   return new Promise((resolve) => {
-    const child = spawn(npm, args, { cwd: root, stdio: ['ignore', 'inherit', 'pipe'] });
+    const child = spawn(npm, [...args, '--json'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
     let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk.toString();
+    });
     child.stderr.on('data', (chunk) => {
       process.stderr.write(chunk);
       stderr += chunk.toString();
     });
-    child.on('error', (err) => resolve({ code: 127, stderr: `could not run npm: ${err.message}` }));
-    child.on('exit', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stderr }));
+    child.on('error', (err) => resolve({ code: 127, error: { code: 'ENOENT', summary: `could not run npm: ${err.message}` }, stderr: '' }));
+    child.on('close', (code, signal) => {
+      const exit = code ?? (signal ? 128 : 1);
+      const report = parseJson(stdout);
+      let error = report && typeof report === 'object' && report.error && typeof report.error === 'object' ? report.error : undefined;
+      if (exit !== 0 && !error) error = { code: undefined, summary: stdout.trim() };
+      resolve({ code: exit, error: exit === 0 ? undefined : error, report, stderr });
+    });
   });
+}
+
+/** Shows npm's error when npm itself printed nothing (e.g. loglevel silent). */
+function showError(what, res) {
+  if (res.stderr.trim() || !res.error) return;
+  const text = [res.error.summary, res.error.detail].filter((t) => typeof t === 'string' && t.trim()).join('\n\n');
+  process.stderr.write(`ensure-deps: ${what} error${res.error.code ? ` ${res.error.code}` : ''}${text ? `:\n${text}\n` : '\n'}`);
+}
+
+/** One line instead of npm's (swallowed) JSON summary of a successful install. */
+function done(what, res) {
+  const added = res.report && Array.isArray(res.report.add) ? res.report.add.length : undefined;
+  process.stderr.write(`ensure-deps: ${what} done${added === undefined ? '' : ` (${added} packages)`}\n`);
 }
 
 function fail(what, code) {
@@ -138,16 +186,27 @@ async function main() {
   process.stderr.write(`ensure-deps: ${why}; running npm ci\n`);
   const ci = await runNpm(['ci', '--no-audit', '--no-fund']);
   if (ci.code !== 0) {
-    if (!/EUSAGE|can only install packages when your package\.json and package-lock\.json/.test(ci.stderr)) fail('npm ci', ci.code);
+    // decided on npm's exit code and its JSON error code; its text may not have been printed (loglevel silent)
+    if (!ci.error || ci.error.code !== 'EUSAGE') {
+      showError('npm ci', ci);
+      fail(`npm ci${ci.error && ci.error.code ? ` (${ci.error.code})` : ''}`, ci.code);
+    }
+    const firstLine = typeof ci.error.summary === 'string' ? ci.error.summary.split('\n')[0] : '';
     process.stderr.write(
-      'ensure-deps: npm ci rejected package-lock.json as out of sync (see above); running npm install, which installs the versions the lock pins\n',
+      `ensure-deps: npm ci refused package-lock.json (EUSAGE${firstLine ? `: ${firstLine}` : ''}); running npm install, which installs the versions the lock pins\n`,
     );
-    const before = fs.readFileSync(lockFile, 'utf8');
+    const before = fs.existsSync(lockFile) ? fs.readFileSync(lockFile, 'utf8') : undefined;
     const install = await runNpm(['install', '--no-audit', '--no-fund']);
-    if (install.code !== 0) fail('npm install', install.code);
-    if (fs.readFileSync(lockFile, 'utf8') !== before) {
+    if (install.code !== 0) {
+      showError('npm install', install);
+      fail(`npm install${install.error && install.error.code ? ` (${install.error.code})` : ''}`, install.code);
+    }
+    done('npm install', install);
+    if (!fs.existsSync(lockFile) || fs.readFileSync(lockFile, 'utf8') !== before) {
       process.stderr.write('ensure-deps: WARNING: npm install rewrote package-lock.json; review `git diff package-lock.json`\n');
     }
+  } else {
+    done('npm ci', ci);
   }
   // mark the install as newer than the lock, so the next run is a no-op
   const now = new Date();
