@@ -58,6 +58,7 @@ const PLAUSIBLE: Env = {
   CODE_HMAC_SECRET: crypto.randomBytes(36).toString('base64url'),
   PAYLOAD_ENCRYPTION_KEY: `k2026:${crypto.randomBytes(32).toString('base64')}`,
   OPS_TOKEN: crypto.randomBytes(24).toString('base64url'),
+  DEVICE_ATTESTATION_KEY: crypto.randomBytes(36).toString('base64url'),
   SMS_WEBHOOK_URL: 'https://sms-gateway.example.com/send',
   PUBLIC_URL: 'https://account.example.com',
 };
@@ -82,7 +83,7 @@ function interpolate(value: string): string {
 const interpolated = (name: string): Env => Object.fromEntries(Object.entries(rawEnv(name)).map(([k, v]) => [k, interpolate(v)]));
 
 const APP_SERVICES = ['api', 'worker'] as const;
-const SECRETS = ['CODE_HMAC_SECRET', 'PAYLOAD_ENCRYPTION_KEY', 'OPS_TOKEN'] as const;
+const SECRETS = ['CODE_HMAC_SECRET', 'PAYLOAD_ENCRYPTION_KEY', 'OPS_TOKEN', 'DEVICE_ATTESTATION_KEY'] as const;
 const REQUIRED_IN_PRODUCTION = [...SECRETS, 'PUBLIC_URL', 'SMS_WEBHOOK_URL'] as const;
 
 describe('docker-compose.yml', () => {
@@ -150,6 +151,15 @@ describe('docker-compose.yml', () => {
     expect(rawEnv('codec').CODEC_PORT).toBe('8234');
   });
 
+  it('serves api metrics on their own port, published on the host loopback only', () => {
+    const env = interpolated('api');
+    expect(env.METRICS_ADDR).toBe('0.0.0.0:9464');
+    expect(loadConfig(env).METRICS_ADDR).toBe('0.0.0.0:9464');
+    const ports = (service('api').ports ?? []).map(String);
+    expect(ports).toContain('127.0.0.1:9464:9464');
+    for (const p of ports) if (/:9464$/.test(p)) expect(p).toMatch(/^127\.0\.0\.1:/);
+  });
+
   it('checks api readiness on /readyz', () => {
     expect(asText(service('api').healthcheck?.test)).toMatch(/\/readyz/);
   });
@@ -180,12 +190,15 @@ describe('docker-compose.yml', () => {
     expect(cfg.CODE_HMAC_SECRET).toBe(PLAUSIBLE.CODE_HMAC_SECRET);
     expect(cfg.PAYLOAD_ENCRYPTION_KEY).toBe(PLAUSIBLE.PAYLOAD_ENCRYPTION_KEY);
     expect(cfg.OPS_TOKEN).toBe(PLAUSIBLE.OPS_TOKEN);
+    expect(cfg.DEVICE_ATTESTATION_KEY).toBe(PLAUSIBLE.DEVICE_ATTESTATION_KEY);
     expect(cfg.MONGODB_URI).toBe('mongodb://mongodb:27017/account-recovery?replicaSet=rs0');
   });
 
   it('refuses to run production without a secret (the placeholders carry the weight)', () => {
-    const env = interpolated('api');
-    delete env.CODE_HMAC_SECRET;
-    expect(() => loadConfig(env)).toThrow(/CODE_HMAC_SECRET/);
+    for (const key of SECRETS) {
+      const env = interpolated('api');
+      delete env[key];
+      expect(() => loadConfig(env)).toThrow(new RegExp(key));
+    }
   });
 });
