@@ -6,6 +6,7 @@ import type { Channel } from '../workflows/messages';
 import { codeMessage, signUpExistsMessage } from './templates';
 import { deliver } from './delivery';
 import { contactKey } from './accounts';
+import { takeSignUpMessage } from '../domain/limits';
 
 export type CodePurpose = 'password_reset' | 'sign_up' | 'verify_identity' | 'confirm_new_contact';
 
@@ -39,6 +40,15 @@ export async function issueCode(input: IssueCodeInput): Promise<{ hmac?: string 
     to = (input.channel === 'sms' ? account?.phone : account?.email) ?? undefined;
   }
   if (!to) throw new Error(`no ${input.channel} address for this code`);
+  if (input.purpose === 'sign_up' && !(await takeSignUpMessage(to))) {
+    // The destination had its sign-up messages of the day (SMS pumping): the flow looks the same, nothing is sent.
+    await Code.updateOne(
+      { _id: input.codeId },
+      { $setOnInsert: { flowId: input.flowId, purpose: input.purpose, channel: input.channel, to, expiresAt: new Date(Date.now() + input.ttlMs) } },
+      { upsert: true },
+    );
+    return {};
+  }
   if (input.purpose === 'sign_up' && (await Contact.exists({ _id: contactKey(input.channel === 'sms' ? 'phone' : 'email', to) }))) {
     const notice: Sealed = { notice: 'sign_up_exists' };
     await Code.updateOne(

@@ -6,9 +6,11 @@ import { maskEmail, maskPhone } from '../lib/identifiers';
 import { SECURITY_QUESTIONS } from '../lib/questions';
 import { temporalClient } from '../lib/temporal';
 import { cancelFlowSignal, workflowIdOf, type Channel, type FlowKind } from '../workflows/messages';
-import { contactKey } from './accounts';
+import { contactKey, notifyAccount } from './accounts';
 import { deliver } from './delivery';
-import { contactChangedMessage } from './templates';
+import { contactChangeHoldMessage, contactChangedMessage } from './templates';
+import { config } from '../lib/config';
+import { sha256, vetoTokenOf } from '../lib/secrets';
 
 export type ContactKind = 'phone' | 'email';
 
@@ -110,4 +112,16 @@ async function flowClient(): Promise<Client> {
   } catch {
     return temporalClient();
   }
+}
+
+/**
+ * Starts the hold of a change proven without a channel on file: every channel on file (the one being
+ * replaced included, since it is still the account's) gets a one-time link to cancel. Returns the
+ * token's digest; the token is derived, so a retried activity sends the same one.
+ */
+export async function startContactChangeHold(input: { flowId: string; accountId: string; kind: ContactKind; newHint: string; holdUntil: string; round: number }): Promise<{ tokenDigest: string }> {
+  const token = vetoTokenOf(input.flowId);
+  const url = `${config().publicUrl}/veto?flow=${encodeURIComponent(input.flowId)}&token=${token}`;
+  await notifyAccount(input.accountId, `${input.flowId}:hold:${input.round}`, contactChangeHoldMessage(input.kind, input.newHint, input.holdUntil, url), input.flowId);
+  return { tokenDigest: sha256(token) };
 }

@@ -5,7 +5,6 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import { config } from '../lib/config';
 import { Delivery, Outbox, OUTBOX_KEEP } from '../db/models';
-import { updateByIdIf } from '../db/mongo';
 import type { Channel } from '../workflows/messages';
 
 export interface Message {
@@ -98,15 +97,14 @@ async function untilStored<T>(write: () => Promise<T>, withinMs = 15_000): Promi
 /** Development only: files the message in its address's mailbox, once per key (see Outbox in db/models.ts). */
 async function toOutbox(m: Message, sentAt: Date): Promise<void> {
   const mailbox = m.to.trim().toLowerCase();
-  const notFiledYet = { 'messages.key': { $ne: m.key } };
-  const holds = (doc: { messages?: { key?: string | null }[] } | null) => !doc?.messages?.some((x) => x.key === m.key);
+  const notFiledYet = { _id: mailbox, 'messages.key': { $ne: m.key } };
   const push = { $push: { messages: { $each: [{ key: m.key, channel: m.channel, to: m.to, subject: m.subject, text: m.text, flowId: m.flowId, sentAt }], $slice: -OUTBOX_KEEP } } };
   try {
     // No match: a new mailbox, or this key is already in it (then the insert collides: nothing to do).
-    await updateByIdIf(Outbox, mailbox, notFiledYet, holds, push, { upsert: true });
+    await Outbox.updateOne(notFiledYet, push, { upsert: true });
   } catch (err) {
     if ((err as { code?: number }).code !== 11000) throw err;
-    await updateByIdIf(Outbox, mailbox, notFiledYet, holds, push); // the mailbox was created meanwhile by another message
+    await Outbox.updateOne(notFiledYet, push); // the mailbox was created meanwhile by another message
   }
 }
 

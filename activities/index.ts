@@ -11,4 +11,4 @@ export {
 } from './recovery';
 export { openSupportCase, supportCaseAccount, expireSupportCase, notifySupportRejected } from './support';
 export { createSignUpAccount } from './signup';
-export { changeContactTarget, checkNewContact, applyContactChange } from './contacts';
+export { changeContactTarget, checkNewContact, applyContactChange, startContactChangeHold } from './contacts';

@@ -1,8 +1,8 @@
 /** Account look-ups and changes the recovery flows make. */
 import { Account, Session } from '../db/models';
-import { updateByIdIf } from '../db/mongo';
+import { accountIdentifierKeys, unlockIdentifiers } from '../domain/limits';
 import { config } from '../lib/config';
-import { keyedDigest, sha256, unseal } from '../lib/secrets';
+import { keyedDigest, sha256, unseal, vetoTokenOf } from '../lib/secrets';
 import { maskEmail, maskPhone, parseIdentifier } from '../lib/identifiers';
 import { SECURITY_QUESTIONS, normalizeAnswer } from '../lib/questions';
 import { verifySecret } from '../lib/passwords';
@@ -26,13 +26,31 @@ function derivedQuestions(identifier: string) {
   return order.slice(0, 3).map(({ q }) => ({ id: q.id, text: q.text }));
 }
 
-/** A plausible masked phone for an unknown account id, stable per identifier. */
-function derivedPhoneHint(identifier: string): string {
-  const d = keyedDigest('phone-hint', identifier);
-  const ccs = ['1', '44', '49', '86', '91'];
-  const cc = ccs[parseInt(d.slice(0, 2), 16) % ccs.length]!;
-  const last4 = String(parseInt(d.slice(2, 8), 16) % 10_000).padStart(4, '0');
-  return `+${cc} *** **** ${last4}`;
+/**
+ * Where a code "goes" for an account id with no account: a destination of the same shapes as real
+ * ones (a phone masked by maskPhone, or an email masked by maskEmail for the accounts that have no
+ * phone), stable per identifier, so the hint tells nothing about whether the account exists.
+ */
+/** Number prefixes and their E.164 lengths (with the '+'). */
+const HINT_PHONES: readonly (readonly [string, number])[] = [
+  ['+1415555', 12],
+  ['+1212555', 12],
+  ['+4477009', 13],
+  ['+8613800', 14],
+  ['+8618600', 14],
+  ['+4915112', 14],
+  ['+9198765', 13],
+];
+const HINT_EMAIL_DOMAINS = ['gmail.com', 'outlook.com', 'yahoo.com', 'icloud.com', 'qq.com', '163.com'];
+const HINT_LETTERS = 'abcdefghijklmnoprstw';
+function derivedDestination(identifier: string): { channel: Channel; destinationHint: string } {
+  const d = keyedDigest('destination-hint', identifier);
+  const pick = <T>(list: readonly T[], at: number) => list[parseInt(d.slice(at, at + 4), 16) % list.length]!;
+  // about one account in five has no phone on file
+  if (parseInt(d.slice(0, 2), 16) % 5 === 0) return { channel: 'email', destinationHint: maskEmail(`${pick([...HINT_LETTERS], 2)}x@${pick(HINT_EMAIL_DOMAINS, 6)}`) };
+  const [prefix, length] = pick(HINT_PHONES, 10);
+  const digits = String(parseInt(d.slice(14, 22), 16)).padStart(10, '0');
+  return { channel: 'sms', destinationHint: maskPhone((prefix + digits).slice(0, length)) };
 }
 
 export async function findRecoveryTarget({ identifier }: { flowId: string; identifier: string }): Promise<RecoveryTarget> {
@@ -46,8 +64,12 @@ export async function findRecoveryTarget({ identifier }: { flowId: string; ident
     return answers.map((a) => ({ id: a.questionId!, text: SECURITY_QUESTIONS.find((q) => q.id === a.questionId)?.text ?? a.questionId! }));
   };
   if (!account) {
-    const channel: Channel = parsed?.kind === 'email' ? 'email' : 'sms';
-    const destinationHint = parsed?.kind === 'email' ? maskEmail(value) : parsed?.kind === 'phone' ? maskPhone(value) : derivedPhoneHint(value);
+    const { channel, destinationHint } =
+      parsed?.kind === 'email'
+        ? { channel: 'email' as const, destinationHint: maskEmail(value) }
+        : parsed?.kind === 'phone'
+          ? { channel: 'sms' as const, destinationHint: maskPhone(value) }
+          : derivedDestination(value);
     return { channel, destinationHint, questions: questionsFor(null), identifiers: [value] };
   }
   // The channel the identifier names; for an account id, the phone on file, else the email.
@@ -64,9 +86,8 @@ export async function claimActiveFlow({ accountId, kind, flowId }: { accountId: 
 }
 
 export async function releaseActiveFlow({ accountId, kind, flowId }: { accountId: string; kind: FlowKind; flowId: string }): Promise<void> {
-  // Only while it is still this flow's: a newer flow's claim stays.
-  const mine = (doc: { activeFlows?: unknown } | null) => (doc?.activeFlows as Record<string, string> | undefined)?.[kind] === flowId;
-  await updateByIdIf(Account, accountId, { [`activeFlows.${kind}`]: flowId }, mine, { $unset: { [`activeFlows.${kind}`]: 1 } });
+  // Only while it is still this flow's: a newer flow's claim stays (one conditional update, atomic on every backend).
+  await Account.updateOne({ _id: accountId, [`activeFlows.${kind}`]: flowId }, { $unset: { [`activeFlows.${kind}`]: 1 } });
 }
 
 export const RECOVERY_FAILURE_LIMIT = 20;
@@ -107,7 +128,7 @@ export async function verifySecurityAnswers({ flowId, accountId, sealedAnswers }
 /** Starts the recovery hold: every channel on file gets a one-time link to cancel. Returns the token's digest. */
 export async function startRecoveryHold({ flowId, accountId, holdUntil }: { flowId: string; accountId: string; holdUntil: string }): Promise<{ tokenDigest: string }> {
   // Derived rather than random, so a retried activity sends the same token it stores.
-  const token = Buffer.from(keyedDigest('veto', flowId), 'hex').subarray(0, 24).toString('base64url');
+  const token = vetoTokenOf(flowId);
   const url = `${config().publicUrl}/veto?flow=${encodeURIComponent(flowId)}&token=${token}`;
   await notifyAccount(accountId, `${flowId}:hold`, recoveryHoldMessage(holdUntil, url), flowId);
   return { tokenDigest: sha256(token) };
@@ -115,12 +136,13 @@ export async function startRecoveryHold({ flowId, accountId, holdUntil }: { flow
 
 export async function applyPasswordReset({ flowId, accountId, passwordHash }: { flowId: string; accountId: string; passwordHash: string }): Promise<void> {
   const now = new Date();
-  await Account.updateOne(
+  const account = await Account.findOneAndUpdate(
     { _id: accountId },
-    {
-      $set: { passwordHash, passwordChangedAt: now, lockout: { failures: 0, lockCount: 0 }, recoveryFailures: { count: 0 } },
-    },
-  );
+    { $set: { passwordHash, passwordChangedAt: now, recoveryFailures: { count: 0 } } },
+    { returnDocument: 'after' },
+  ).lean();
+  // A completed reset unlocks sign-in by every identifier of the account.
+  if (account) await unlockIdentifiers(accountIdentifierKeys({ ...account, _id: accountId }));
   await Session.deleteMany({ accountId });
   await cancelPendingChanges(accountId, 'password_reset');
   await notifyAccount(accountId, `${flowId}:password-changed`, passwordChangedMessage(now), flowId);

@@ -75,3 +75,25 @@ export function contactChangedMessage(what: 'phone' | 'email', hint: string): Re
     text: `The ${what === 'phone' ? 'phone number' : 'email address'} of your account was changed to ${hint}. If this was not you, reset your password at once.`,
   };
 }
+
+export function contactChangeHoldMessage(what: 'phone' | 'email', hint: string, holdUntil: string, vetoUrl: string): Rendered {
+  const thing = what === 'phone' ? 'phone number' : 'email address';
+  return {
+    subject: `Someone is changing your ${thing}`,
+    text: `A change of your account's ${thing} to ${hint} was confirmed without a code sent to you (security questions or support). It takes effect at ${holdUntil}. If this was you, do nothing. If it was not, cancel it now: ${vetoUrl}`,
+  };
+}
+
+export function securityQuestionsChangedMessage(at: Date): Rendered {
+  return {
+    subject: 'Your security questions were changed',
+    text: `The security questions and answers of your account were changed on ${at.toISOString()}. If this was not you, reset your password at once: whoever did it knows your password.`,
+  };
+}
+
+export function deviceBoundMessage(model: string, imeiLast4: string, at: Date): Rendered {
+  return {
+    subject: 'A device was bound to your account',
+    text: `The device ${model} (IMEI ending ${imeiLast4}) was bound to your account on ${at.toISOString()}: it cannot be factory reset without your password now. If this was not you, remove it from your account and reset your password.`,
+  };
+}

@@ -8,7 +8,7 @@ import { config } from '../lib/config';
 import { log } from '../lib/log';
 import { Problem, problem, sendProblem } from './problem';
 import { openApiDocument } from './registry';
-import { metricsMiddleware, registry as metrics } from './metrics';
+import { metricsMiddleware } from './metrics';
 import { flowsRouter } from './routes/flows';
 import { accountFlowsRouter } from './routes/account-flows';
 import { accountRouter } from './routes/account';
@@ -50,6 +50,12 @@ export function createApp(): express.Express {
     }),
   );
 
+  // Answers of the API are about one person's account (tokens, flow secrets, masked contacts): never cached.
+  app.use('/v1', (_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+
   // JSON only, 16 KiB at most.
   app.use((req, _res, next) => {
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
@@ -76,9 +82,6 @@ export function createApp(): express.Express {
       return sendProblem(res, problem('not_ready', `mongodb: ${mongo ? 'up' : 'down'}, temporal: ${temporal ? 'up' : 'down'}`, { checks: { mongodb: mongo, temporal } }));
     }
     res.json({ status: 'ready', checks: { mongodb: mongo, temporal } });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.contentType).send(await metrics.metrics());
   });
 
   app.use(flowsRouter);

@@ -6,12 +6,8 @@ import { parseIdentifier } from '../lib/identifiers';
 import { verifySecret } from '../lib/passwords';
 import { constantTimeEqual, randomToken, sha256 } from '../lib/secrets';
 import { findAccountByIdentifier } from '../activities/accounts';
+import { accountIdentifierKeys, beginPasswordAttempt, identifierKey } from '../domain/limits';
 import { problem } from './problem';
-
-export const LOCKOUT_THRESHOLD = 10;
-export const LOCKOUT_WINDOW_MS = 15 * 60_000;
-export const LOCKOUT_BASE_MS = 15 * 60_000;
-export const LOCKOUT_MAX_MS = 24 * 3_600_000;
 
 export interface SessionInfo {
   token: string;
@@ -27,44 +23,33 @@ export async function createSession(accountId: string, authenticatedAt = new Dat
   return { token, expiresAt: expiresAt.toISOString(), accountId };
 }
 
-/** Lockout after LOCKOUT_THRESHOLD failures within the window: 15 min, doubling each time, at most 24 h. */
-export function lockDuration(lockCount: number): number {
-  return Math.min(LOCKOUT_BASE_MS * 2 ** lockCount, LOCKOUT_MAX_MS);
-}
-
+/**
+ * Sign-in. The lockout is counted per identifier as typed, before the password is checked
+ * (domain/limits.ts): an unknown identifier locks exactly like a real one, and simultaneous attempts
+ * past the budget are answered 423 without being judged.
+ */
 export async function signIn(identifier: string, password: string): Promise<{ token: string; expiresAt: string; accountId: string }> {
+  const attempt = await beginPasswordAttempt([identifierKey(identifier)]);
   const parsed = parseIdentifier(identifier);
   const account = parsed ? await findAccountByIdentifier(parsed) : null;
-  const now = new Date();
-  const lockedUntil = account?.lockout?.lockedUntil;
-  if (account && lockedUntil && lockedUntil > now) {
-    const seconds = Math.ceil((lockedUntil.getTime() - now.getTime()) / 1000);
-    throw problem('account_locked', `Try again after ${lockedUntil.toISOString()}, or reset your password.`, { lockedUntil: lockedUntil.toISOString() }, { 'Retry-After': String(seconds) });
-  }
   // Unknown accounts spend the same argon2 time and get the same answer.
   const ok = await verifySecret(account?.passwordHash, password);
-  if (!account || !ok) {
-    if (account) await recordSignInFailure(account._id, account.lockout ?? {}, now);
-    throw problem('invalid_credentials');
-  }
-  if (account.lockout?.failures) await Account.updateOne({ _id: account._id }, { $set: { 'lockout.failures': 0 }, $unset: { 'lockout.windowStartedAt': 1 } });
-  return createSession(account._id, now);
+  await attempt.settle(!!account && ok);
+  if (!account || !ok) throw problem('invalid_credentials');
+  return createSession(account._id);
 }
 
-async function recordSignInFailure(accountId: string, lockout: { failures?: number | null; windowStartedAt?: Date | null; lockCount?: number | null }, now: Date): Promise<void> {
-  const inWindow = lockout.windowStartedAt && now.getTime() - lockout.windowStartedAt.getTime() < LOCKOUT_WINDOW_MS;
-  const failures = (inWindow ? (lockout.failures ?? 0) : 0) + 1;
-  if (failures >= LOCKOUT_THRESHOLD) {
-    const lockCount = lockout.lockCount ?? 0;
-    await Account.updateOne(
-      { _id: accountId },
-      { $set: { 'lockout.failures': 0, 'lockout.lockedUntil': new Date(now.getTime() + lockDuration(lockCount)), 'lockout.lockCount': lockCount + 1 }, $unset: { 'lockout.windowStartedAt': 1 } },
-    );
-  } else if (inWindow) {
-    await Account.updateOne({ _id: accountId }, { $inc: { 'lockout.failures': 1 } });
-  } else {
-    await Account.updateOne({ _id: accountId }, { $set: { 'lockout.failures': 1, 'lockout.windowStartedAt': now } });
-  }
+/**
+ * The signed-in user's password, asked again before a sensitive change (removing a device, new security
+ * answers). Wrong ones count toward the sign-in lockout of every identifier of the account.
+ */
+export async function confirmPassword(accountId: string, password: string): Promise<void> {
+  const account = await Account.findById(accountId, { email: 1, phone: 1, passwordHash: 1 }).lean();
+  if (!account) throw problem('unauthorized');
+  const attempt = await beginPasswordAttempt(accountIdentifierKeys({ ...account, _id: accountId }));
+  const ok = await verifySecret(account.passwordHash, password);
+  await attempt.settle(ok);
+  if (!ok) throw problem('invalid_credentials', 'The password is wrong.');
 }
 
 function bearer(req: Request): string | undefined {
@@ -88,8 +73,8 @@ export async function requireSession(req: Request): Promise<SessionInfo> {
 }
 
 /** Change flows need a session signed in recently (PRIVILEGED_SESSION_AGE). */
-export function requireRecentSignIn(s: SessionInfo): void {
-  if (Date.now() - s.authenticatedAt.getTime() > config().PRIVILEGED_SESSION_AGE) throw problem('reauth_required', 'Sign in again to change your phone or email.');
+export function requireRecentSignIn(s: SessionInfo, detail = 'Sign in again to change your phone or email.'): void {
+  if (Date.now() - s.authenticatedAt.getTime() > config().PRIVILEGED_SESSION_AGE) throw problem('reauth_required', detail);
 }
 
 export function requireOps(req: Request): void {

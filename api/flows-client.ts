@@ -4,7 +4,9 @@ import { QueryRejectedError, WorkflowNotFoundError, WorkflowUpdateFailedError, t
 import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
 import { openFlowsClient, temporalClient } from '../lib/temporal';
-import { problem, type ProblemCode } from './problem';
+import { Problem, problem, type ProblemCode } from './problem';
+import { beginGuess, guessKey } from '../domain/limits';
+import { isFlowSecret } from '../lib/secrets';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
 import type { Request } from 'express';
@@ -40,26 +42,41 @@ async function ask<T>(flowId: string, def: QueryDefinition<T>, openOnly = false)
  */
 export async function queryFlow(flowId: string): Promise<Flow> {
   const running = await ask(flowId, flowQuery, true);
-  if (running) return running;
+  if (running) return publicFlow(running);
   const handle = await handleOf(flowId);
   // (bounded: were ops to reset the flow meanwhile, result() would wait for the new run to end)
   const returned = (await (await temporalClient()).withDeadline(Date.now() + 5_000, () => handle.result()).catch(() => undefined)) as Flow | undefined;
-  if (returned?.flowId === flowId) return returned;
-  return (await ask(flowId, flowQuery))!;
+  if (returned?.flowId === flowId) return publicFlow(returned);
+  return publicFlow((await ask(flowId, flowQuery))!);
 }
 
 export async function querySubject(flowId: string): Promise<FlowSubject> {
   return (await ask(flowId, flowSubjectQuery))!;
 }
 
-/** Flows a signed-in user started can only be driven with that user's session; to anybody else they do not exist. */
+/**
+ * Who may drive a flow. An anonymous flow (a reset, a sign-up) needs its secret in `Flow-Secret`;
+ * flows a signed-in user started need that user's session. Anybody else gets exactly the 404 of a flow
+ * that does not exist: the secret is checked first, before anything is looked up, so a real flow
+ * without its secret takes the same time as a made-up one.
+ */
 export async function authorizeFlow(req: Request, flowId: string): Promise<SessionInfo | undefined> {
   const kind = kindOfFlowId(flowId);
-  if (kind !== 'change_phone' && kind !== 'change_email') return undefined;
+  if (!kind) throw problem('flow_not_found');
+  if (kind === 'password_reset' || kind === 'sign_up') {
+    if (!isFlowSecret(flowId, req.header('flow-secret'))) throw problem('flow_not_found');
+    return undefined;
+  }
   const session = await currentSession(req);
+  if (!session) throw problem('flow_not_found');
   const owner = await ownerOf(flowId);
-  if (!session || session.accountId !== owner) throw problem('flow_not_found');
+  if (session.accountId !== owner) throw problem('flow_not_found');
   return session;
+}
+
+/** What a flow may tell its holder: never another flow's id (flows that ran older code said "superseded by <id>"). */
+export function publicFlow(flow: Flow): Flow {
+  return flow.reason?.startsWith('superseded') ? { ...flow, reason: 'superseded' } : flow;
 }
 
 /** Who started a change flow: its query while it runs; once it has ended, the memo its start wrote (no replay), else the query. */
@@ -105,7 +122,7 @@ export async function update<Args extends unknown[]>(flowId: string, def: Update
   } catch (err) {
     throw mapUpdateError(err);
   }
-  if (result.ok) return result.flow;
+  if (result.ok) return publicFlow(result.flow);
   const code = ERROR_CODES[result.error] ?? 'validation_failed';
   const extra: Record<string, unknown> = {};
   const headers: Record<string, string> = {};
@@ -116,14 +133,17 @@ export async function update<Args extends unknown[]>(flowId: string, def: Update
     extra.retryAfterSeconds = seconds;
     headers['Retry-After'] = String(seconds);
   }
-  extra.flow = result.flow;
+  extra.flow = publicFlow(result.flow);
   throw problem(code, undefined, extra, headers);
 }
 
 export function mapUpdateError(err: unknown): unknown {
   // An update to a flow that has ended, or that ended while the update waited (the server aborts it
   // "by closing workflow", as a not-found error): the flow exists, it just accepts nothing any more.
-  if (/already completed|aborted by closing workflow/i.test(String((err as Error)?.message))) return problem('step_mismatch', 'The flow has ended.');
+  const causeMessage = String(((err as { cause?: Error })?.cause as Error | undefined)?.message ?? '');
+  if (/already completed|aborted by closing workflow/i.test(String((err as Error)?.message)) || /completed before the Update completed/i.test(causeMessage)) {
+    return problem('step_mismatch', 'The flow has ended.');
+  }
   if (isNotFound(err)) return problem('flow_not_found');
   const message = err instanceof WorkflowUpdateFailedError ? String((err.cause as Error | undefined)?.message ?? '') : String((err as Error)?.message ?? '');
   // An action this kind of flow never takes (e.g. a veto on a sign-up): no step of it accepts that.
@@ -135,4 +155,27 @@ export function mapUpdateError(err: unknown): unknown {
     return problem('step_mismatch', 'The flow has ended.');
   }
   return err;
+}
+
+/** Problems that mean a guess was judged and wrong (it keeps its count); any other outcome gives the count back. */
+const WRONG_GUESS = new Set(['code_invalid', 'code_exhausted', 'answers_invalid', 'too_many_attempts']);
+
+/**
+ * Sends a guess (a code, security answers) after counting it against the flow's account, across all
+ * its flows, before the flow judges it (domain/limits.ts): past the hour's budget even a right guess
+ * answers 429, and simultaneous guesses cannot pass the budget.
+ */
+export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
+  const subject = await ask(flowId, flowSubjectQuery, true);
+  if (!subject) throw problem('step_mismatch', 'The flow has ended.');
+  const counted = await beginGuess(guessKey(subject));
+  let flow: Flow;
+  try {
+    flow = await update(flowId, def, ...args);
+  } catch (err) {
+    if (!(err instanceof Problem && WRONG_GUESS.has(err.code))) await counted.refund();
+    throw err;
+  }
+  await counted.refund();
+  res.status(200).json(flow);
 }

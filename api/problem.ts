@@ -45,6 +45,7 @@ export const PROBLEMS = {
   reauth_required: [403, 'Sign in again to do this'],
   account_locked: [423, 'The account is locked for a while after too many wrong passwords'],
   imei_invalid: [422, 'That is not a valid IMEI'],
+  attestation_invalid: [422, 'The device did not prove it is this device'],
   device_bound: [409, 'That device is bound to an account'],
   device_not_found: [404, 'No such device on this account'],
   case_not_found: [404, 'No such support case'],

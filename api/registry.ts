@@ -107,6 +107,15 @@ export function openApiDocument(publicUrl: string): Record<string, unknown> {
       description: spec.params?.[name!]?.description ?? name,
       schema: { type: 'string', ...(spec.params?.[name!]?.pattern ? { pattern: spec.params[name!]!.pattern } : {}) },
     }));
+    if (spec.path.includes(':flowId') && !spec.path.endsWith('/veto')) {
+      params.push({
+        name: 'Flow-Secret',
+        in: 'header',
+        required: false,
+        description: 'The flowSecret its start answered with: required for a password reset or a sign-up (without it, or with a wrong one, 404 flow_not_found); change flows take the owner\'s session instead',
+        schema: { type: 'string' },
+      });
+    }
     if (spec.query) {
       const q = jsonSchema(spec.query, 'input', named) as { properties?: Record<string, unknown>; required?: string[] };
       for (const [name, schema] of Object.entries(q.properties ?? {})) {

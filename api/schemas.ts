@@ -29,8 +29,17 @@ export const FlowSchema = z
     session: z.object({ token: z.string(), expiresAt: iso }).optional(),
     reason: z.string().optional(),
     newDestinationHint: z.string().optional(),
+    holdSeconds: z.number().int().optional().describe('A hold of this many seconds follows this step (the change was proven without a channel on file)'),
   })
   .meta({ id: 'Flow' });
+
+/** What a start answers: the Flow and, for an anonymous flow (reset, sign-up), the secret that drives it. */
+export const StartedFlowSchema = z
+  .object({
+    ...FlowSchema.shape,
+    flowSecret: z.string().optional().describe('Send it as the Flow-Secret header on every later request of this flow (password reset and sign-up); given only here'),
+  })
+  .meta({ id: 'StartedFlow' });
 
 const text = (max: number) => z.string().max(max);
 
@@ -55,9 +64,15 @@ export const SessionBody = z.object({ identifier: text(254).min(1), password: te
 export const SessionResponse = z.object({ token: z.string(), expiresAt: iso, accountId: z.string() });
 export const QuestionList = z.array(z.object({ id: z.string(), text: z.string() }));
 export const SetQuestionsBody = z
-  .object({ answers: z.array(z.object({ questionId: text(64), answer: text(200).min(1) }).strict()).length(3) })
+  .object({ answers: z.array(z.object({ questionId: text(64), answer: text(200).min(1) }).strict()).length(3), password: text(1024).min(1).describe('The current password') })
   .strict();
-export const DeviceBody = z.object({ imei: z.string().max(32), model: text(100).min(1) }).strict();
+export const DeviceBody = z
+  .object({
+    imei: z.string().max(32),
+    model: text(100).min(1),
+    attestation: text(128).min(1).describe("The device's attestation: base64url(HMAC-SHA256(DEVICE_ATTESTATION_KEY, imei)), presented by the phone itself"),
+  })
+  .strict();
 export const DeviceSchema = z.object({ deviceId: z.string(), model: z.string(), imeiHint: z.string(), boundAt: iso });
 export const RemoveDeviceBody = z.object({ password: text(1024).min(1) }).strict();
 export const LockResponse = z.object({ locked: z.boolean() });

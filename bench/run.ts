@@ -26,7 +26,7 @@ import { Command } from 'commander';
 import { startApp, type App } from '../scripts/stack';
 import { ROOT } from '../scripts/tools';
 import { startRunStack, type RunStack } from './support/stack';
-import { Client, sleep } from './support/http';
+import { Client, flowSecretHeader, sleep } from './support/http';
 import { GroupMonitor } from './support/procstat';
 import { Samples, fmt, table } from './support/stats';
 import { freshPassword, seedAccounts, seedAccountsBulk, type SeededAccount } from './support/seed';
@@ -143,23 +143,24 @@ async function readCode(api: Client, to: string, flowId: string, rec: Recorder, 
 async function resetFlow(api: Client, identifier: string, rec: Recorder): Promise<void> {
   const t0 = performance.now();
   const start = await api.call('POST', '/v1/flows/password-reset', { identifier });
-  expectStatus('start', start, 201);
+  expectStatus('start', start, 201, (b) => typeof b.flowSecret === 'string');
   rec.add('start', start.ms);
   const id = start.body.flowId as string;
-  const cap = await api.call('GET', `/v1/flows/${id}/captcha`);
+  const secret = flowSecretHeader(start); // sent on every later request of the flow
+  const cap = await api.call('GET', `/v1/flows/${id}/captcha`, undefined, secret);
   expectStatus('captcha_get', cap, 200);
   rec.add('captcha_get', cap.ms);
-  const capPost = await api.call('POST', `/v1/flows/${id}/captcha`, { answer: 'test' });
+  const capPost = await api.call('POST', `/v1/flows/${id}/captcha`, { answer: 'test' }, secret);
   expectStatus('captcha_post', capPost, 200, (b) => b.step === 'code');
   rec.add('captcha_post', capPost.ms);
   const tc = performance.now();
   const code = await readCode(api, identifier, id, rec);
   rec.add('code_delivery', performance.now() - tc);
-  const codePost = await api.call('POST', `/v1/flows/${id}/code`, { code });
+  const codePost = await api.call('POST', `/v1/flows/${id}/code`, { code }, secret);
   expectStatus('code_post', codePost, 200, (b) => b.step === 'new_password');
   rec.add('code_post', codePost.ms);
   const password = freshPassword();
-  const pw = await api.call('POST', `/v1/flows/${id}/password`, { password, confirmation: password });
+  const pw = await api.call('POST', `/v1/flows/${id}/password`, { password, confirmation: password }, secret);
   expectStatus('password_post', pw, 200, (b) => b.status === 'completed');
   rec.add('password_post', pw.ms);
   rec.add('flow', performance.now() - t0);
@@ -370,19 +371,20 @@ async function runParked(rs: RunStack, o: Options, ttlSeconds: number): Promise<
         for (let i = next++; i < accounts.length; i = next++) {
           try {
             const start = await api.retrying('POST', '/v1/flows/password-reset', { identifier: accounts[i]!.phone }, { deadlineMs: 60_000 });
-            expectStatus('start', start, 201);
+            expectStatus('start', start, 201, (b) => typeof b.flowSecret === 'string');
             const id = start.body.flowId as string;
+            const headers = flowSecretHeader(start);
             const deadline = Date.parse(start.body.expiresAt);
             firstDeadline = Math.min(firstDeadline, deadline);
             lastDeadline = Math.max(lastDeadline, deadline);
-            expectStatus('captcha_get', await api.retrying('GET', `/v1/flows/${id}/captcha`, undefined, { deadlineMs: 180_000 }), 200);
+            expectStatus('captcha_get', await api.retrying('GET', `/v1/flows/${id}/captcha`, undefined, { headers, deadlineMs: 180_000 }), 200);
             let retried = false;
-            const answered = await api.retrying('POST', `/v1/flows/${id}/captcha`, { answer: 'test' }, { deadlineMs: 180_000, onRetry: () => (retried = true) });
+            const answered = await api.retrying('POST', `/v1/flows/${id}/captcha`, { answer: 'test' }, { headers, deadlineMs: 180_000, onRetry: () => (retried = true) });
             if (!(answered.status === 200 && answered.body.step === 'code')) {
               // A retry whose first attempt landed is refused (409, or 422: that picture was already answered):
               // what counts is where the flow is.
               if (!retried) expectStatus('captcha_post', answered, 200, (b) => b.step === 'code');
-              expectStatus('captcha_post (read after a retry)', await api.retrying('GET', `/v1/flows/${id}`, undefined, { deadlineMs: 60_000 }), 200, (b) => b.step === 'code');
+              expectStatus('captcha_post (read after a retry)', await api.retrying('GET', `/v1/flows/${id}`, undefined, { headers, deadlineMs: 60_000 }), 200, (b) => b.step === 'code');
             }
             parked += 1;
           } catch (err) {

@@ -129,8 +129,26 @@ const supportCaseSchema = new Schema(
 );
 export const SupportCase = mongoose.model('SupportCase', supportCaseSchema);
 
+/**
+ * Counters and locks of the limits in domain/limits.ts, one document per key and window, keyed by `_id` so
+ * that every change is one atomic update of one document found by its _id.
+ */
+const counterSchema = new Schema(
+  {
+    _id: String,
+    n: { type: Number, default: 0 },
+    /** Sign-in locks: until when, and how many locks so far (each one doubles the next). */
+    lockedUntil: Date,
+    lockCount: Number,
+    expire: { type: Date, required: true },
+  },
+  { versionKey: false },
+);
+export const Counter = mongoose.model('Counter', counterSchema, 'counters');
+
 /** Documents that expire: a TTL index where the backend has them (MongoDB), else a sweep (FerretDB 1.x). */
 export const EXPIRING = [
   { model: Session, field: 'expiresAt', afterSeconds: 0 },
   { model: Code, field: 'expiresAt', afterSeconds: 86_400 },
+  { model: Counter, field: 'expire', afterSeconds: 0 },
 ] as const;

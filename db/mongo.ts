@@ -11,7 +11,6 @@ export async function connectMongo(uri = config().MONGODB_URI): Promise<typeof m
     connecting = mongoose.connect(uri, { serverSelectionTimeoutMS: 10_000, maxPoolSize: 50 }).then(async (m) => {
       await Promise.all((Object.values(models) as unknown[]).filter(isModel).map((model) => model.createIndexes()));
       ttlSupported = await createTtlIndexes();
-      onlyIdPushdown = !!(await m.connection.db!.admin().command({ buildInfo: 1 })).ferretdbVersion;
       return m;
     });
     connecting.catch(() => (connecting = undefined));
@@ -57,35 +56,6 @@ export async function sweepExpired(now = new Date()): Promise<number> {
 
 function isModel(x: unknown): x is mongoose.Model<unknown> {
   return typeof x === 'function' && 'createIndexes' in (x as object) && 'modelName' in (x as object);
-}
-
-/**
- * FerretDB 1.x (SQLite) narrows a query down in SQL only when its filter is exactly `{ _id: <string> }`:
- * anything more (`{ _id, other: … }`) reads and decodes the whole collection, inside the write lock for
- * an update, so every such update gets slower as the collection grows and holds up all other commands.
- */
-let onlyIdPushdown = false;
-
-/**
- * `updateOne({ _id: id, ...condition }, update)`: one atomic command where the backend finds that by its
- * _id index (MongoDB); on FerretDB a read by _id, `holds(doc)` (the same condition, in JS), then an update
- * by _id alone. The FerretDB path is not atomic: keep it for conditions that only guard against repeats.
- */
-export async function updateByIdIf<L>(
-  model: mongoose.Model<any>, // eslint-disable-line @typescript-eslint/no-explicit-any -- any model keyed by a string _id
-  id: string,
-  condition: Record<string, unknown>,
-  holds: (doc: L | null) => boolean,
-  update: mongoose.UpdateQuery<unknown>,
-  opts: { upsert?: boolean } = {},
-): Promise<void> {
-  if (!onlyIdPushdown) {
-    await model.updateOne({ _id: id, ...condition }, update, opts);
-    return;
-  }
-  const doc = (await model.findById(id).lean()) as L | null;
-  if (!holds(doc)) return;
-  await model.updateOne({ _id: id }, update, doc ? {} : opts);
 }
 
 export async function disconnectMongo(): Promise<void> {

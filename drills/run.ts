@@ -20,7 +20,7 @@
 import crypto from 'node:crypto';
 import { Command } from 'commander';
 import { startRunStack, type RunStack } from '../bench/support/stack';
-import { Client, sleep, TransportError, type Reply } from '../bench/support/http';
+import { Client, flowSecretHeader, sleep, TransportError, type Reply } from '../bench/support/http';
 import { freshPassword, seedAccounts, type SeededAccount } from '../bench/support/seed';
 import { table } from '../bench/support/stats';
 import { runMain } from '../scripts/run-main';
@@ -49,6 +49,8 @@ interface FlowRecord {
   identifier: string;
   /** Every flow id an answer to this start (or a retry of it) named. */
   flowIds: Set<string>;
+  /** The Flow-Secret header of each of those flows (API v1.1: needed on every later request of a flow). */
+  secrets: Map<string, Record<string, string>>;
   status?: string;
   error?: string;
 }
@@ -85,38 +87,46 @@ async function driveFlow(api: Client, rec: FlowRecord, tally: Tally): Promise<vo
   let flow = start.body as { flowId: string; status: string; step: string };
   rec.flowIds.add(flow.flowId);
   const id = flow.flowId;
+  const secret = flowSecretHeader(start);
+  rec.secrets.set(id, secret);
   const refresh = async () => {
-    const r = await call('GET', `/v1/flows/${id}`);
+    const r = await call('GET', `/v1/flows/${id}`, undefined, secret);
     if (r.status !== 200) throw new Error(`GET flow: ${r.status} ${JSON.stringify(r.body)}`);
     tally.stepMismatchRecovered += 1;
     return r.body;
   };
+  let passwordWaits = 0;
   while (flow.status === 'active') {
     if (Date.now() > deadline) throw new Error(`flow ${id} still at ${flow.step} at the deadline`);
     if (flow.step === 'captcha') {
-      const img = await call('GET', `/v1/flows/${id}/captcha`);
+      const img = await call('GET', `/v1/flows/${id}/captcha`, undefined, secret);
       if (img.status === 409) {
         flow = await refresh();
         continue;
       }
       if (img.status !== 200) throw new Error(`captcha_get: ${img.status}`);
-      const r = await call('POST', `/v1/flows/${id}/captcha`, { answer: 'test' });
+      const r = await call('POST', `/v1/flows/${id}/captcha`, { answer: 'test' }, secret);
       if (r.status === 200) flow = r.body;
       else if (r.status === 409 || r.status === 422) flow = await refresh(); // landed before, or the picture was replaced by a retry
       else throw new Error(`captcha_post: ${r.status} ${JSON.stringify(r.body)}`);
     } else if (flow.step === 'code') {
       const code = await readCode(api, rec.identifier, id, deadline, onRetry);
-      const r = await call('POST', `/v1/flows/${id}/code`, { code });
+      const r = await call('POST', `/v1/flows/${id}/code`, { code }, secret);
       if (r.status === 200) flow = r.body;
       else if (r.status === 409) flow = await refresh();
       else throw new Error(`code_post: ${r.status} ${JSON.stringify(r.body)}`);
     } else if (flow.step === 'new_password') {
       const password = freshPassword();
-      const r = await call('POST', `/v1/flows/${id}/password`, { password, confirmation: password });
+      const r = await call('POST', `/v1/flows/${id}/password`, { password, confirmation: password }, secret);
       if (r.status === 200) flow = r.body;
-      else if (r.status === 409) flow = await refresh();
-      // A retry of a request whose first attempt landed but whose answer was lost: the password is now the
-      // account's own, so the retry is refused as "same_as_current". Read the flow to see where it stands.
+      else if (r.status === 409) {
+        // API v1.1: a password is already being processed (e.g. the first attempt of a retried request):
+        // give it time instead of asking again at once.
+        flow = await refresh();
+        if (flow.status === 'active' && flow.step === 'new_password') await sleep(Math.min(2000, 250 * ++passwordWaits));
+      }
+      // A retry of a request whose first attempt landed but whose answer was lost may be refused (422).
+      // Read the flow to see where it stands.
       else if (r.retried && r.status === 422) {
         tally.refusedRetries += 1;
         flow = await refresh();
@@ -232,7 +242,7 @@ async function checkDrill(rs: RunStack, name: string, records: FlowRecord[], sta
     const api = new Client(rs.apiUrl, 10_000);
     for (const r of failures.slice(0, 5)) {
       for (const id of r.flowIds) {
-        const g = await api.call('GET', `/v1/flows/${id}`).catch((err: Error) => ({ status: 0, body: err.message }));
+        const g = await api.call('GET', `/v1/flows/${id}`, undefined, r.secrets.get(id)).catch((err: Error) => ({ status: 0, body: err.message }));
         notes.push(`  ${id}: server says ${g.status} ${g.status === 200 ? `${g.body.status} at ${g.body.step}` : JSON.stringify(g.body).slice(0, 100)}`);
       }
     }
@@ -309,7 +319,7 @@ const DRILLS: Drill[] = [
 async function runDrill(rs: RunStack, drill: Drill, accounts: SeededAccount[], o: Options): Promise<DrillResult> {
   const api = new Client(rs.apiUrl, 60_000);
   const tally = new Tally();
-  const records: FlowRecord[] = accounts.map((a) => ({ key: `drill-${drill.name}-${crypto.randomBytes(8).toString('hex')}`, identifier: a.email, flowIds: new Set() }));
+  const records: FlowRecord[] = accounts.map((a) => ({ key: `drill-${drill.name}-${crypto.randomBytes(8).toString('hex')}`, identifier: a.email, flowIds: new Set(), secrets: new Map() }));
   const t0 = Date.now();
   let done = 0;
   let next = 0;
@@ -357,16 +367,17 @@ async function runDrill(rs: RunStack, drill: Drill, accounts: SeededAccount[], o
   return result;
 }
 
-/** A start retried long after its flow ended still answers with that same flow, and starts nothing. */
+/** A start retried long after its flow ended still answers with that same flow (and its same secret), and starts nothing. */
 async function retryAfterEnd(api: Client, records: FlowRecord[]): Promise<string[]> {
   const sample = records.filter((r) => r.status === 'completed').slice(0, 5);
   let same = 0;
   for (const rec of sample) {
     const r = await api.retrying('POST', '/v1/flows/password-reset', { identifier: rec.identifier }, { headers: { 'idempotency-key': rec.key }, deadlineMs: 30_000 });
-    if (r.status === 201 && rec.flowIds.has(r.body.flowId) && r.body.status === 'completed') same += 1;
+    const sameSecret = r.status === 201 && rec.secrets.get(r.body.flowId)?.['flow-secret'] === r.body.flowSecret;
+    if (r.status === 201 && rec.flowIds.has(r.body.flowId) && r.body.status === 'completed' && sameSecret) same += 1;
     else rec.error = `start retried after the flow completed answered ${r.status} ${JSON.stringify(r.body).slice(0, 160)}`;
   }
-  return [`${same}/${sample.length} starts retried after completion answered the same, completed flow`];
+  return [`${same}/${sample.length} starts retried after completion answered the same, completed flow with the same flow secret`];
 }
 
 function parseArgs(argv: string[]): Options {

@@ -75,11 +75,21 @@ export const envSchema = z.object({
   RATE_LIMITS: z.enum(['on', 'off']).default('on'),
   ARGON2_MEMORY_KIB: int(19456, 8192, 1048576),
   ARGON2_ITERATIONS: int(2, 1, 20),
+  /** The maker's key behind device attestations: base64url(HMAC-SHA256(key, imei)) proves a device binds itself. */
+  DEVICE_ATTESTATION_KEY: secret.optional(),
+  /** Sign-up messages per hour; past it new sign-ups show the captcha before any message is sent. */
+  SIGNUP_MESSAGE_BUDGET: int(1000, 0, 10_000_000),
+  /** host:port of the Prometheus listener (never the public port); "off" serves no metrics. */
+  METRICS_ADDR: z
+    .string()
+    .default('127.0.0.1:9464')
+    .refine((v) => v === 'off' || /^[^\s:]*:\d{1,5}$/.test(v) || /^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(v), 'host:port (e.g. 127.0.0.1:9464, :0 for any free port) or "off"'),
 });
 
 export type Env = z.infer<typeof envSchema>;
-export type Config = Omit<Env, 'CODE_HMAC_SECRET' | 'PAYLOAD_ENCRYPTION_KEY' | 'OPS_TOKEN'> & {
+export type Config = Omit<Env, 'CODE_HMAC_SECRET' | 'PAYLOAD_ENCRYPTION_KEY' | 'OPS_TOKEN' | 'DEVICE_ATTESTATION_KEY'> & {
   CODE_HMAC_SECRET: string;
+  DEVICE_ATTESTATION_KEY: string;
   PAYLOAD_ENCRYPTION_KEY: string;
   OPS_TOKEN: string;
   isProduction: boolean;
@@ -114,7 +124,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   const env = parsed.data;
   const isProduction = env.NODE_ENV === 'production';
-  const required = ['CODE_HMAC_SECRET', 'PAYLOAD_ENCRYPTION_KEY', 'OPS_TOKEN'] as const;
+  const required = ['CODE_HMAC_SECRET', 'PAYLOAD_ENCRYPTION_KEY', 'OPS_TOKEN', 'DEVICE_ATTESTATION_KEY'] as const;
   if (isProduction) {
     for (const name of required) {
       if (!env[name]) throw new ConfigError(`config: ${name} must be set when NODE_ENV=production`);
@@ -134,6 +144,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     PAYLOAD_ENCRYPTION_KEY:
       env.PAYLOAD_ENCRYPTION_KEY ?? devSecret(dataDir, 'payload-encryption-key', () => `dev-${crypto.randomBytes(3).toString('hex')}:${crypto.randomBytes(32).toString('base64')}`),
     OPS_TOKEN: env.OPS_TOKEN ?? 'dev-ops-token',
+    DEVICE_ATTESTATION_KEY: env.DEVICE_ATTESTATION_KEY ?? devSecret(dataDir, 'device-attestation-key', () => crypto.randomBytes(32).toString('base64url')),
     publicUrl: (env.PUBLIC_URL ?? `http://localhost:${env.PORT}`).replace(/\/$/, ''),
   };
 }

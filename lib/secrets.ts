@@ -67,3 +67,25 @@ export const newCode = () => crypto.randomInt(0, 1_000_000).toString().padStart(
 
 /** A 10-digit numeric account id that does not start with 0. */
 export const newAccountId = () => String(crypto.randomInt(1_000_000_000, 10_000_000_000));
+
+/**
+ * The secret that drives an anonymous flow (a reset, a sign-up): derived from the flow id under
+ * CODE_HMAC_SECRET, so it is stored nowhere (no history, memo, log or search attribute holds it), a
+ * retried start with the same Idempotency-Key (same flow id) gets the same one, and it is checked
+ * before anything else is looked up, in the same time for a real flow as for a made-up one.
+ */
+export const flowSecretOf = (flowId: string) => Buffer.from(keyedDigest('flow-secret', flowId), 'hex').toString('base64url');
+
+/** Whether `given` is the flow's secret (constant time; a missing one never is). */
+export function isFlowSecret(flowId: string, given: string | undefined): boolean {
+  return constantTimeEqual(sha256(flowSecretOf(flowId)), sha256(given ?? ''));
+}
+
+/** The one-time cancel token of a flow's hold notice (derived, so a retried activity sends the same one). */
+export const vetoTokenOf = (flowId: string) => Buffer.from(keyedDigest('veto', flowId), 'hex').subarray(0, 24).toString('base64url');
+
+/**
+ * A device's attestation: base64url(HMAC-SHA256(DEVICE_ATTESTATION_KEY, imei)). It stands in for the
+ * hardware-backed key attestation a phone presents when it binds itself; the key is the maker's.
+ */
+export const deviceAttestationOf = (imei: string) => crypto.createHmac('sha256', Buffer.from(config().DEVICE_ATTESTATION_KEY, 'utf8')).update(imei).digest('base64url');

@@ -86,6 +86,7 @@ async function main(): Promise<number> {
     MONGODB_URI: base.replace(/\/([^/?]*)(\?|$)/, `/fuzz_${crypto.randomBytes(3).toString('hex')}$2`),
     TEMPORAL_TASK_QUEUE: `fuzz-${crypto.randomBytes(3).toString('hex')}`,
     OPS_TOKEN: `fuzz-ops-${crypto.randomBytes(12).toString('hex')}`,
+    METRICS_ADDR: '127.0.0.1:0', // not the default 9464, which a running `npm start` may hold
   };
   const app = await startApp(appEnv, { logDir });
   try {
@@ -124,15 +125,18 @@ async function main(): Promise<number> {
       ['ops', ['--config-file', configFile, 'run', `${api}/openapi.json`, ...common, '--include-tag', 'Operations', '-H', `Authorization: Bearer ${appEnv.OPS_TOKEN}`]],
     ];
     // The flow operations once more against a real flow (a reset started for the fuzz account), so that
-    // the generated bodies reach the flow instead of a 404.
+    // the generated bodies reach the flow instead of a 404. A reset is driven only with the flowSecret its
+    // start answered with (API v1.1), so that pass sends it as Flow-Secret on every request. (In the other
+    // passes flows are unknown or have no secret: 404 flow_not_found, as documented.)
     const start = await fetch(`${api}/v1/flows/password-reset`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ identifier: email }) });
-    const flowId = ((await start.json()) as { flowId?: string }).flowId;
-    if (flowId) {
+    const { flowId, flowSecret } = (await start.json()) as { flowId?: string; flowSecret?: string };
+    if (flowId && !flowSecret) throw new Error(`the reset start answered without a flowSecret (${start.status})`);
+    if (flowId && flowSecret) {
       const flowConfig = path.join(logDir, 'schemathesis-flow.toml');
       fs.writeFileSync(flowConfig, `${baseConfig}\n[parameters]\n"path.flowId" = "${flowId}"\n`);
       // (fuzzing only: schemathesis 4.32.5's coverage phase errors out on a fixed path parameter)
       const fuzzOnly = common.map((a, i) => (common[i - 1] === '--phases' ? 'fuzzing' : a));
-      passes.push(['one real flow', ['--config-file', flowConfig, 'run', `${api}/openapi.json`, ...fuzzOnly, '--include-path-regex', '\\{flowId\\}', '-H', `Authorization: Bearer ${session}`]]);
+      passes.push(['one real flow', ['--config-file', flowConfig, 'run', `${api}/openapi.json`, ...fuzzOnly, '--include-path-regex', '\\{flowId\\}', '-H', `Authorization: Bearer ${session}`, '-H', `Flow-Secret: ${flowSecret}`]]);
     }
     const failedPasses: string[] = [];
     for (const [name, args] of passes) {

@@ -265,7 +265,64 @@ export const SCENARIOS: Scenario[] = [
   },
   changeContactScenario('phone'),
   changeContactScenario('email'),
+  heldChangeScenario('phone', 'completed'),
+  heldChangeScenario('email', 'vetoed'),
+  {
+    name: 'sign-up.captcha-first',
+    description: "the hour's sign-up message budget spent: captcha → code → consent → password → completed",
+    async run({ api, client }) {
+      // Started as the API starts it while SIGNUP_MESSAGE_BUDGET is spent (spending it here would turn the
+      // other sign-up scenarios, which run at the same time, captcha-first too).
+      const { signUp } = await import('../workflows/sign-up');
+      const { flowSettings } = await import('../lib/temporal');
+      const { LEGAL_DOCUMENTS } = await import('../lib/documents');
+      const { newFlowId, flowSecretOf } = await import('../lib/secrets');
+      const { maskPhone } = await import('../lib/identifiers');
+      const phone = `+1650555${crypto.randomInt(1000, 10_000)}`;
+      const id = newFlowId('sign_up');
+      await client.workflow.start(signUp, {
+        workflowId: `sign-up/${id}`,
+        taskQueue: process.env.TEMPORAL_TASK_QUEUE!,
+        args: [{ flowId: id, contact: { kind: 'phone', value: phone }, destinationHint: maskPhone(phone), settings: flowSettings(), documents: [...LEGAL_DOCUMENTS], expiresAt: Date.now() + 15_000, captchaFirst: true }],
+      });
+      api.secrets.set(id, flowSecretOf(id));
+      await waitForFlow(api, id, (f) => f.step === 'captcha');
+      await api.get(`/v1/flows/${id}/captcha`);
+      await api.post(`/v1/flows/${id}/captcha`, { answer: 'test' });
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, phone) });
+      await api.post(`/v1/flows/${id}/consent`, { accept: true, syncEnabled: false, versions: { 'privacy-policy': '2026-01', 'user-agreement': '2026-01' } });
+      await setPassword(api, id, 'my first passphrase 43');
+      return { 'sign-up.captcha-first': `sign-up/${id}` };
+    },
+  },
 ];
+
+/** Signed in, the current contact unreachable: questions → new contact → code → hold (every channel told) → completed, or vetoed. */
+function heldChangeScenario(what: 'phone' | 'email', end: 'completed' | 'vetoed'): Scenario {
+  const name = `change-${what}.questions-hold${end === 'vetoed' ? '-veto' : ''}`;
+  return {
+    name,
+    description: `signed in: not working → security questions → new ${what} → OK → code to it → hold → ${end}`,
+    async run({ api, makeAccount }) {
+      const acc = await makeAccount();
+      const signIn = await api.post('/v1/sessions', { identifier: acc.email, password: acc.password });
+      const auth = { authorization: `Bearer ${signIn.body.token}` };
+      const id: string = (await api.post(`/v1/flows/change-${what}`, undefined, auth)).body.flowId;
+      await api.post(`/v1/flows/${id}/not-working`, undefined, auth);
+      await api.post(`/v1/flows/${id}/security-answers`, { answers: acc.answers }, auth);
+      const next = what === 'phone' ? `+1650555${crypto.randomInt(1000, 10_000)}` : `new-${crypto.randomBytes(4).toString('hex')}@example.com`;
+      await api.post(`/v1/flows/${id}/new-${what}`, { [what]: next }, auth);
+      await api.post(`/v1/flows/${id}/confirm`, undefined, auth);
+      await api.post(`/v1/flows/${id}/code`, { code: await codeFromMailbox(api, next) }, auth);
+      if (end === 'vetoed') {
+        const notice = await api.waitForMessage(acc.email, { match: /cancel it now/ });
+        const token = new URL(/https?:\/\/\S+/.exec(notice.text)![0]).searchParams.get('token')!;
+        await api.post(`/v1/flows/${id}/veto`, { token });
+      }
+      return { [name]: `change-${what}/${id}` };
+    },
+  };
+}
 
 async function waitClosed(client: Client, workflowId: string, timeoutMs: number): Promise<void> {
   const handle = client.workflow.getHandle(workflowId);

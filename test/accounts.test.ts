@@ -1,5 +1,6 @@
 /** Sign-in with lockout, the account endpoints, devices, and the API basics every endpoint shares. */
 import { startHarness, makeAccount, type Harness } from './support/harness';
+import { deviceAttestation } from './support/scenarios';
 
 let h: Harness;
 beforeAll(async () => {
@@ -12,16 +13,20 @@ afterAll(async () => {
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 describe('sign-in', () => {
-  test('wrong passwords give 401, then 423 after ten; unknown accounts get the same 401', async () => {
+  test('wrong passwords give 401, then 423 after ten per identifier; unknown identifiers get the same answers', async () => {
     const acc = await makeAccount();
     const unknown = await h.api.post('/v1/sessions', { identifier: 'nobody-knows@example.com', password: 'whatever it may be' });
     const wrong = await h.api.post('/v1/sessions', { identifier: acc.email, password: 'not the password' });
     expect(unknown.status).toBe(401);
     expect(wrong.status).toBe(401);
     expect(unknown.body).toEqual(wrong.body);
-    for (let i = 0; i < 9; i++) expect((await h.api.post('/v1/sessions', { identifier: acc.phone, password: `guess ${i}` })).status).toBe(401);
-    const locked = await h.api.post('/v1/sessions', { identifier: acc.accountId, password: acc.password });
+    for (let i = 0; i < 10; i++) expect((await h.api.post('/v1/sessions', { identifier: acc.phone, password: `guess ${i}` })).status).toBe(401);
+    for (let i = 0; i < 9; i++) expect((await h.api.post('/v1/sessions', { identifier: 'nobody-knows@example.com', password: `guess ${i}` })).status).toBe(401);
+    const lockedUnknown = await h.api.post('/v1/sessions', { identifier: 'nobody-knows@example.com', password: 'whatever it may be' });
+    expect(lockedUnknown.status).toBe(423);
+    const locked = await h.api.post('/v1/sessions', { identifier: acc.phone, password: acc.password });
     expect(locked.status).toBe(423);
+    expect({ ...locked.body, lockedUntil: undefined, detail: undefined }).toEqual({ ...lockedUnknown.body, lockedUntil: undefined, detail: undefined });
     expect(locked.body.code).toBe('account_locked');
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(800);
     expect(Date.parse(locked.body.lockedUntil)).toBeGreaterThan(Date.now() + 14 * 60_000);
@@ -63,12 +68,18 @@ describe('security questions and devices', () => {
     const catalogue = await h.api.get('/v1/security-questions');
     expect(catalogue.body.length).toBeGreaterThanOrEqual(3);
     const ids = catalogue.body.slice(0, 3).map((q: { id: string }) => q.id);
-    const twice = await h.api.call('PUT', '/v1/me/security-questions', { answers: [ids[0], ids[0], ids[1]].map((questionId) => ({ questionId, answer: 'x' })) }, bearer(s.body.token));
+    const twice = await h.api.call('PUT', '/v1/me/security-questions', { answers: [ids[0], ids[0], ids[1]].map((questionId) => ({ questionId, answer: 'x' })), password: acc.password }, bearer(s.body.token));
     expect(twice.status).toBe(422);
-    const unknown = await h.api.call('PUT', '/v1/me/security-questions', { answers: ['a', 'b', 'c'].map((questionId) => ({ questionId, answer: 'x' })) }, bearer(s.body.token));
+    const unknown = await h.api.call('PUT', '/v1/me/security-questions', { answers: ['a', 'b', 'c'].map((questionId) => ({ questionId, answer: 'x' })), password: acc.password }, bearer(s.body.token));
     expect(unknown.status).toBe(422);
-    const ok = await h.api.call('PUT', '/v1/me/security-questions', { answers: ids.map((questionId: string) => ({ questionId, answer: 'Rex' })) }, bearer(s.body.token));
+    const answers = ids.map((questionId: string) => ({ questionId, answer: 'Rex' }));
+    // v1.1: the password is asked again (a session alone does not change what opens a recovery)
+    expect((await h.api.call('PUT', '/v1/me/security-questions', { answers }, bearer(s.body.token))).status).toBe(422);
+    expect((await h.api.call('PUT', '/v1/me/security-questions', { answers, password: 'not the password' }, bearer(s.body.token))).body.code).toBe('invalid_credentials');
+    const ok = await h.api.call('PUT', '/v1/me/security-questions', { answers, password: acc.password }, bearer(s.body.token));
     expect(ok.status).toBe(204);
+    await h.api.waitForMessage(acc.email, { match: /security questions and answers of your account were changed/ });
+    await h.api.waitForMessage(acc.phone, { match: /security questions and answers of your account were changed/ });
     expect((await h.api.get('/v1/me', bearer(s.body.token))).body.hasSecurityQuestions).toBe(true);
     expect((await h.api.call('PUT', '/v1/me/security-questions', { answers: [] })).status).toBe(401);
   });
@@ -79,12 +90,16 @@ describe('security questions and devices', () => {
     const sa = await h.api.post('/v1/sessions', { identifier: a.email, password: a.password });
     const sb = await h.api.post('/v1/sessions', { identifier: b.email, password: b.password });
     const imei = '356938035643809';
-    expect((await h.api.post('/v1/me/devices', { imei: '356938035643808', model: 'X' }, bearer(sa.body.token))).body.code).toBe('imei_invalid');
+    const attestation = await deviceAttestation(h.api, imei);
+    expect((await h.api.post('/v1/me/devices', { imei: '356938035643808', model: 'X', attestation }, bearer(sa.body.token))).body.code).toBe('imei_invalid');
     expect((await h.api.get(`/v1/devices/${imei}/lock`)).body).toEqual({ locked: false });
-    const bound = await h.api.post('/v1/me/devices', { imei, model: 'Redmi Note' }, bearer(sa.body.token));
+    // v1.1: only the device itself can bind it: its attestation is the maker's keyed tag of its IMEI
+    expect((await h.api.post('/v1/me/devices', { imei, model: 'X', attestation: 'made-up' }, bearer(sa.body.token))).body.code).toBe('attestation_invalid');
+    const bound = await h.api.post('/v1/me/devices', { imei, model: 'Redmi Note', attestation }, bearer(sa.body.token));
     expect(bound.status).toBe(201);
     expect(bound.body).toMatchObject({ model: 'Redmi Note', imeiHint: '*** 3809' });
-    expect((await h.api.post('/v1/me/devices', { imei, model: 'stolen' }, bearer(sb.body.token))).body.code).toBe('device_bound');
+    await h.api.waitForMessage(a.email, { match: /was bound to your account/ });
+    expect((await h.api.post('/v1/me/devices', { imei, model: 'stolen', attestation }, bearer(sb.body.token))).body.code).toBe('device_bound');
     expect((await h.api.get(`/v1/devices/${imei}/lock`)).body).toEqual({ locked: true });
     expect((await h.api.get('/v1/devices/123/lock')).body.code).toBe('imei_invalid');
     const path = `/v1/me/devices/${bound.body.deviceId}`;
@@ -128,8 +143,21 @@ describe('API basics', () => {
   test('health, readiness, metrics, OpenAPI and docs', async () => {
     expect((await h.api.get('/healthz')).status).toBe(200);
     expect((await h.api.get('/readyz')).body).toMatchObject({ status: 'ready', checks: { mongodb: true, temporal: true } });
-    const metrics = await h.api.get('/metrics');
-    expect(metrics.body).toContain('http_request_duration_seconds');
+    // metrics are not on the public port, only on their own listener (METRICS_ADDR)
+    expect((await h.api.get('/metrics')).status).toBe(404);
+    const { startMetricsServer } = await import('../api/metrics');
+    const listener = await startMetricsServer('127.0.0.1:0');
+    try {
+      expect(listener?.address).toMatch(/^127\.0\.0\.1:\d+$/);
+      const scraped = await fetch(listener!.url);
+      expect(scraped.status).toBe(200);
+      expect(scraped.headers.get('content-type')).toContain('text/plain');
+      expect(await scraped.text()).toContain('http_request_duration_seconds');
+      expect((await fetch(listener!.url.replace(/\/metrics$/, '/'))).status).toBe(404);
+    } finally {
+      await listener?.close();
+    }
+    expect(await startMetricsServer('off')).toBeUndefined();
     const doc = (await h.api.get('/openapi.json')).body;
     expect(doc.openapi).toBe('3.0.3');
     for (const p of ['/v1/flows/password-reset', '/v1/flows/{flowId}/code', '/v1/sessions', '/v1/me/devices', '/v1/ops/support-cases']) expect(doc.paths[p]).toBeDefined();

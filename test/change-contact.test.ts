@@ -246,7 +246,7 @@ describe('change email', () => {
 });
 
 describe('"Not working?" when the current number is dead', () => {
-  test('security questions right: on to new_phone', async () => {
+  test('security questions right: on to new_phone, told that a hold follows; held, then the phone changes', async () => {
     const acc = await makeAccount();
     const user = await signIn(acc.email, acc.password);
     const id = (await user.post('/v1/flows/change-phone')).body.flowId;
@@ -254,10 +254,16 @@ describe('"Not working?" when the current number is dead', () => {
     expect(q.body).toMatchObject({ step: 'security_questions', attemptsLeft: 2 });
     expect(q.body.questions.map((x: { id: string }) => x.id).sort()).toEqual(['q-birth-city', 'q-first-pet', 'q-first-school']);
     const ok = await user.post(`/v1/flows/${id}/security-answers`, { answers: acc.answers });
-    expect(ok.body.step).toBe('new_phone');
+    expect(ok.body).toMatchObject({ step: 'new_phone', holdSeconds: 3 });
     const phone2 = newPhone();
     await toNewCode(user, id, 'phone', phone2);
-    expect((await user.post(`/v1/flows/${id}/code`, { code: (await codeOf(phone2, id)).code })).body.status).toBe('completed');
+    // v1.1: proven by answers, not by a code to a channel on file: held, and every channel on file can veto
+    const held = await user.post(`/v1/flows/${id}/code`, { code: (await codeOf(phone2, id)).code });
+    expect(held.body).toMatchObject({ status: 'active', step: 'hold' });
+    await h.api.waitForMessage(acc.phone, { match: /cancel it now/ });
+    await h.api.waitForMessage(acc.email, { match: /cancel it now/ });
+    expect(await waitForFlow(user, id, (f) => f.status !== 'active')).toMatchObject({ status: 'completed' });
+    expect((await h.api.post('/v1/sessions', { identifier: phone2, password: acc.password })).status).toBe(201);
   });
 
   test('not working twice → support → approved: a code to the contact email → new_phone', async () => {
@@ -362,7 +368,7 @@ describe('a pending change ends', () => {
     const user = await signIn(acc.email, acc.password);
     const first = (await user.post('/v1/flows/change-phone')).body.flowId;
     const second = (await user.post('/v1/flows/change-phone')).body.flowId;
-    expect((await waitForFlow(user, first, (f) => f.status !== 'active')).reason).toBe(`superseded by ${second}`);
+    expect((await waitForFlow(user, first, (f) => f.status !== 'active')).reason).toBe('superseded'); // v1.1: names no other flow
     expect((await user.del(`/v1/flows/${second}`)).body).toMatchObject({ status: 'cancelled', reason: 'cancelled_by_user' });
   });
 });

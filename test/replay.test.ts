@@ -29,8 +29,11 @@ const REQUIRED = [
   'support-review.rejected',
   'support-review.expired',
   'sign-up.happy',
+  'sign-up.captcha-first',
   'change-phone.happy',
   'change-email.happy',
+  'change-phone.questions-hold',
+  'change-email.questions-hold-veto',
 ];
 
 const dataConverter = { payloadCodecs: [new EncryptionCodec(parseKeys(FIXTURE_PAYLOAD_KEY))] };

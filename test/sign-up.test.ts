@@ -149,7 +149,7 @@ describe('no account enumeration', () => {
   function shape(flow: Record<string, unknown>): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(flow)) {
-      if (['flowId', 'expiresAt', 'codeExpiresAt', 'resendAvailableAt', 'destinationHint', 'retryAfterSeconds'].includes(k)) out[k] = typeof v;
+      if (['flowId', 'flowSecret', 'expiresAt', 'codeExpiresAt', 'resendAvailableAt', 'destinationHint', 'retryAfterSeconds'].includes(k)) out[k] = typeof v;
       else if (k === 'flow') out[k] = shape(v as Record<string, unknown>);
       else out[k] = v;
     }
@@ -263,7 +263,6 @@ describe('flow control', () => {
       ['not-working', undefined],
       ['security-answers', { answers: [{ questionId: 'q-first-pet', answer: 'x' }] }],
       ['support', { accountId: '1234567890', imei: '490154203237518', contactEmail: 'a@example.com' }],
-      ['veto', { token: 'abc' }],
       ['new-phone', { phone: newPhone() }],
       ['new-email', { email: newEmail() }],
       ['confirm', undefined],
@@ -271,6 +270,8 @@ describe('flow control', () => {
       const r = await h.api.post(`/v1/flows/${id}/${path}`, body);
       expect([path, r.status, r.body.code]).toEqual([path, 409, 'step_mismatch']);
     }
+    // v1.1: a veto token is checked before the flow is looked up, so a wrong one is token_invalid on any flow
+    expect((await h.api.post(`/v1/flows/${id}/veto`, { token: 'abc' })).body.code).toBe('token_invalid');
     expect((await h.api.get(`/v1/flows/${id}`)).body.step).toBe('code');
     const cancelled = await h.api.call('DELETE', `/v1/flows/${id}`);
     expect(cancelled.body).toMatchObject({ status: 'cancelled', reason: 'cancelled_by_user' });

@@ -5,7 +5,7 @@ import { parseIdentifier, maskEmail, maskPhone } from '../lib/identifiers';
 import { isValidImei } from '../lib/luhn';
 import { normalizeAnswer } from '../lib/questions';
 import { EncryptionCodec, parseKeys } from '../lib/codec';
-import { lockDuration } from '../api/auth';
+import { lockDuration } from '../domain/limits';
 import { kindOfFlowId, workflowIdOf } from '../workflows/messages';
 import crypto from 'node:crypto';
 

@@ -4,6 +4,8 @@
  *   code to the current phone ("verify your identity") → new phone → "OK" in the pop-up → code to the new phone (one day) → done
  *    └ not working? → security questions ─┐                                                   └ lapses → expired
  *                     └ not working? ─────┴→ support → human review → (approved) code to the contact email ─┘
+ *   Proven by answers or support: after the new contact's code, a hold (RECOVERY_HOLD) that every channel
+ *   on file, the one being replaced included, can veto; the contact is replaced when it ends.
  *
  * Change email is the same with new_email / confirm_new_email; "verify your identity" goes to the
  * current email (else the phone). On `done` the phone or email is replaced (activities/contacts.ts:
@@ -13,9 +15,9 @@
  * A pending change ends `cancelled` when its user signs out, when a password reset completes, or
  * when a newer change of the same kind starts.
  */
-import { condition, setHandler } from '@temporalio/workflow';
+import { condition, patched, setHandler } from '@temporalio/workflow';
 import { db, quickDb } from './activities-proxy';
-import { FlowEnded, FlowState } from './flow-state';
+import { FlowEnded, FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { VerifyIdentity } from './steps';
 import { supersede } from './password-reset';
@@ -32,6 +34,7 @@ import {
   resendCodeUpdate,
   submitCodeUpdate,
   supersededSignal,
+  vetoUpdate,
   type Flow,
   type FlowResult,
   type FlowSettings,
@@ -50,6 +53,12 @@ export interface ChangeContactInput {
   /** The whole-flow deadline the API already promised the client (epoch ms). */
   expiresAt: number;
 }
+
+/**
+ * Flows started since this patch hold a change proven by security answers or support (not by a code to
+ * a channel on file) before making it, as a reset does; before it the change was made at once.
+ */
+const CHANGE_HOLD_PATCH = 'hold-a-change-proven-without-a-channel';
 
 export async function changePhone(input: ChangeContactInput): Promise<Flow> {
   return changeContact('phone', input);
@@ -80,6 +89,11 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   let confirmed = false;
   let takenMeanwhile = false;
   let applying = false;
+  /** A change proven without a channel on file waits out a hold that every channel on file can veto. */
+  let holdView: Partial<Flow> = {};
+  let vetoDigest: string | undefined;
+  let vetoed = false;
+  let holds = 0;
   const cancel = (reason: string) => {
     if (!applying) flow.end('cancelled', reason); // once the change is being made, it completes
   };
@@ -90,11 +104,11 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
     await condition(() => codeSent || !flow.active);
     return flow.ok();
   });
-  setHandler(supersededSignal, ({ byFlowId }) => cancel(`superseded by ${byFlowId}`));
+  setHandler(supersededSignal, () => cancel('superseded')); // names no other flow
   setHandler(cancelFlowSignal, ({ reason }) => cancel(reason));
   setHandler(cancelUpdate, () => (cancel('cancelled_by_user'), flow.ok()), {
     validator: () => {
-      flow.expect('code', 'security_questions', 'support', 'support_review', k.choose, k.confirm)();
+      flow.expect('code', 'security_questions', 'support', 'support_review', k.choose, k.confirm, 'hold')();
       if (applying) throw new Error(STEP_MISMATCH);
     },
   });
@@ -130,12 +144,22 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
     newValue = value;
     newHint = hint;
     takenMeanwhile = false;
-    flow.goTo(k.confirm, { newDestinationHint: hint });
+    flow.goTo(k.confirm, { newDestinationHint: hint, ...holdView });
     return flow.ok();
   };
   const choosing = flow.expect(k.choose, k.confirm); // at the pop-up, another number replaces the one shown
   if (what === 'phone') setHandler(newPhoneUpdate, ({ phone }) => chooseNew(phone), { validator: choosing });
   else setHandler(newEmailUpdate, ({ email }) => chooseNew(email), { validator: choosing });
+  setHandler(
+    vetoUpdate,
+    ({ tokenDigest }) => {
+      if (!sameDigest(vetoDigest, tokenDigest)) return flow.fail('token_invalid');
+      vetoed = true;
+      flow.end('cancelled', 'vetoed');
+      return flow.ok();
+    },
+    { validator: flow.expect('hold') },
+  );
   setHandler(
     confirmUpdate,
     async () => {
@@ -157,18 +181,20 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
     await identity.start();
     codeSent = true;
     if (!(await identity.proven())) return flow.view();
+    const held = identity.provedBy !== 'code' && patched(CHANGE_HOLD_PATCH);
+    if (held) holdView = { holdSeconds: Math.round(settings.recoveryHoldMs / 1000) };
 
     for (;;) {
-      // 2. The new phone, then the "OK" in the pop-up that shows it.
+      // 2. The new phone, then the "OK" in the pop-up that shows it (both say when a hold will follow).
       confirmed = false;
-      flow.goTo(k.choose);
+      flow.goTo(k.choose, holdView);
       await flow.until(() => confirmed);
 
       // 3. A code to the new phone, valid one day; the flow lives as long as that code.
       newCodes = new CodeStep(
         flow,
         settings,
-        { purpose: 'confirm_new_contact', channel: k.channel, destinationHint: newHint, to: newValue!, deliverable: true },
+        { purpose: 'confirm_new_contact', channel: k.channel, destinationHint: newHint, to: newValue!, deliverable: true, view: holdView },
         input.contactCodeTtlMs,
         attempts,
       );
@@ -181,7 +207,19 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
         return flow.view();
       }
 
-      // 4. Replace it.
+      // 4. Proven by security answers or support: the hold, as a reset has. Every channel on file, the one
+      //    being replaced included, is told and can veto; nothing changes before holdUntil.
+      if (held) {
+        holds += 1;
+        const holdUntil = Date.now() + settings.recoveryHoldMs;
+        flow.deadline = holdUntil;
+        flow.goTo('hold', { holdUntil: new Date(holdUntil).toISOString() });
+        ({ tokenDigest: vetoDigest } = await db.startContactChangeHold({ flowId, accountId, kind: what, newHint, holdUntil: new Date(holdUntil).toISOString(), round: holds }));
+        await condition(() => vetoed || !flow.active, settings.recoveryHoldMs);
+        if (!flow.active) throw new FlowEnded(flow.status);
+      }
+
+      // 5. Replace it.
       applying = true;
       const { outcome } = await db.applyContactChange({ flowId, accountId, kind: what, value: newValue!, sessionId: input.sessionId });
       applying = false;

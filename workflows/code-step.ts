@@ -3,10 +3,10 @@
  * attempts, resend with cooldown and limit. The code itself never enters the workflow: an activity
  * generates it and returns its HMAC; the API sends the HMAC of what the user typed.
  */
-import { sleep, uuid4 } from '@temporalio/workflow';
+import { patched, sleep, uuid4 } from '@temporalio/workflow';
 import { quickDb, delivery } from './activities-proxy';
 import { FlowState, sameDigest } from './flow-state';
-import type { Channel, FlowResult, FlowSettings } from './messages';
+import type { Channel, Flow, FlowResult, FlowSettings } from './messages';
 import type { CodePurpose } from '../activities/codes';
 
 export interface CodeTarget {
@@ -19,7 +19,15 @@ export interface CodeTarget {
   to?: string;
   /** False for an identifier that matches no account: the step looks the same, but nothing is sent and no code matches. */
   deliverable: boolean;
+  /** More to show with the step (e.g. `holdSeconds`). */
+  view?: Partial<Flow>;
 }
+
+/**
+ * Flows started since this patch show the code step before the code is issued (the update that moved
+ * them there answers in one workflow task, with or without an account); before it, after.
+ */
+export const SHOW_BEFORE_ISSUE_PATCH = 'code-step-shown-before-the-code-is-issued';
 
 interface IssuedCode {
   codeId: string;
@@ -70,40 +78,56 @@ export class CodeStep {
   async send(): Promise<void> {
     const codeId = uuid4();
     const now = Date.now();
-    let hmac: string | undefined;
-    if (this.target.deliverable) {
-      ({ hmac } = await quickDb().issueCode({
-        flowId: this.flow.flowId,
-        codeId,
-        purpose: this.target.purpose,
-        channel: this.target.channel,
-        accountId: this.target.accountId,
-        to: this.target.to,
-        ttlMs: this.ttlMs,
-      }));
-      // Delivery retries with backoff in the background; the user can already type the code or resend.
-      delivery(this.ttlMs)
-        .deliverCode({ codeId })
-        .catch(() => undefined);
+    const code: IssuedCode = { codeId, expiresAt: now + this.ttlMs, attemptsLeft: this.settings.maxCodeAttempts, expired: false };
+    const expire = () =>
+      void sleep(this.ttlMs).then(() => {
+        code.expired = true;
+      });
+    if (patched(SHOW_BEFORE_ISSUE_PATCH)) {
+      // The step shows at once, for an account and for an unknown identifier alike: the answer that
+      // moved the flow here returns before the code is issued, in the same time whether or not one is.
+      this.show(code, now);
+      expire();
+      if (this.target.deliverable) code.hmac = await this.issue(codeId);
+    } else {
+      if (this.target.deliverable) code.hmac = await this.issue(codeId);
+      expire();
+      this.show(code, now);
     }
-    const code: IssuedCode = { codeId, hmac, expiresAt: now + this.ttlMs, attemptsLeft: this.settings.maxCodeAttempts, expired: false };
-    this.code = code;
-    this.resendAt = now + this.settings.resendCooldownMs;
-    void sleep(this.ttlMs).then(() => {
-      code.expired = true;
-    });
-    this.show();
   }
 
-  show(): void {
-    const code = this.code!;
+  private async issue(codeId: string): Promise<string | undefined> {
+    const { hmac } = await quickDb().issueCode({
+      flowId: this.flow.flowId,
+      codeId,
+      purpose: this.target.purpose,
+      channel: this.target.channel,
+      accountId: this.target.accountId,
+      to: this.target.to,
+      ttlMs: this.ttlMs,
+    });
+    // Delivery retries with backoff in the background; the user can already type the code or resend.
+    delivery(this.ttlMs)
+      .deliverCode({ codeId })
+      .catch(() => undefined);
+    return hmac;
+  }
+
+  /** Makes `code` the current one (when given) and shows the step. */
+  show(code?: IssuedCode, issuedAt?: number): void {
+    if (code) {
+      this.code = code;
+      this.resendAt = issuedAt! + this.settings.resendCooldownMs;
+    }
+    const current = this.code!;
     this.flow.goTo('code', {
       channel: this.target.channel,
       destinationHint: this.target.destinationHint,
-      codeExpiresAt: new Date(code.expiresAt).toISOString(),
-      attemptsLeft: code.attemptsLeft,
+      codeExpiresAt: new Date(current.expiresAt).toISOString(),
+      attemptsLeft: current.attemptsLeft,
       resendAvailableAt: new Date(this.resendAt).toISOString(),
       resendsLeft: this.resendsLeft,
+      ...this.target.view,
     });
   }
 

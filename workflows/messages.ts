@@ -46,6 +46,8 @@ export interface Flow {
   session?: { token: string; expiresAt: string };
   /** The new phone or email, masked (step=confirm_new_phone / confirm_new_email). */
   newDestinationHint?: string;
+  /** A hold of this many seconds follows this step: the flow was proven without a channel on file (security answers, support). */
+  holdSeconds?: number;
   /** Why the flow ended, when it ended other than completed (a stable code, e.g. "superseded"). */
   reason?: string;
 }

@@ -17,6 +17,7 @@ import { FlowEnded, FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { supportReview } from './support-review';
 import {
+  STEP_MISMATCH,
   cancelUpdate,
   flowQuery,
   flowSubjectQuery,
@@ -73,7 +74,8 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
 
   setHandler(flowQuery, () => flow.view());
   setHandler(flowSubjectQuery, () => ({ subjectAccountId: subject.accountId, identifiers: subject.identifiers }));
-  setHandler(supersededSignal, ({ byFlowId }) => flow.end('cancelled', `superseded by ${byFlowId}`));
+  // The reason names no other flow: whoever holds this flow must not learn the id of the one that replaced it.
+  setHandler(supersededSignal, () => flow.end('cancelled', 'superseded'));
   setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), { validator: flow.expect(...allSteps) });
 
   setHandler(
@@ -150,7 +152,12 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       await flow.movedOn('new_password');
       return flow.ok();
     },
-    { validator: flow.expect('new_password') },
+    {
+      validator: (..._args: unknown[]) => {
+        flow.expect('new_password')();
+        if (passwordHash !== undefined) throw new Error(STEP_MISMATCH); // one password per flow: a second one changes nothing
+      },
+    },
   );
   setHandler(
     vetoUpdate,
@@ -232,8 +239,9 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       }
     }
 
-    // 5. The new password (already an argon2 hash: the API never lets the plain text reach us).
-    flow.goTo('new_password');
+    // 5. The new password (already an argon2 hash: the API never lets the plain text reach us); the
+    //    screen says beforehand when a hold will follow.
+    flow.goTo('new_password', provedChannelOnFile ? {} : { holdSeconds: Math.round(settings.recoveryHoldMs / 1000) });
     await flow.until(() => passwordHash !== undefined);
     const accountId = subject.accountId!;
 

@@ -2,6 +2,7 @@
  * Sign up, as seed 002 tells it:
  *
  *   code (to the phone or email given) → captcha → consent (privacy policy, user agreement) → password → done, signed in
+ *   while the hour's SIGNUP_MESSAGE_BUDGET is spent (SMS pumping): captcha → code → consent → …
  *
  * A phone or email that already has an account walks the same steps with the same answers; its
  * owner gets "someone tried to create an account" instead of a code (activities/codes.ts decides
@@ -43,6 +44,8 @@ export interface SignUpInput {
   documents: LegalDocument[];
   /** The whole-flow deadline the API already promised the client (epoch ms). */
   expiresAt: number;
+  /** The hour's sign-up message budget is spent (SMS pumping): the captcha comes before the code. */
+  captchaFirst?: boolean;
 }
 
 /** The Flow of a completed sign-up also names the new account. */
@@ -58,7 +61,7 @@ class SignUpState extends FlowState {
 
 export async function signUp(input: SignUpInput): Promise<Flow> {
   const { flowId, settings, contact } = input;
-  const flow = new SignUpState(flowId, 'sign_up', 'code', input.expiresAt);
+  const flow = new SignUpState(flowId, 'sign_up', input.captchaFirst ? 'captcha' : 'code', input.expiresAt);
   const codes = new CodeStep(
     flow,
     settings,
@@ -75,7 +78,7 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
   setHandler(flowQuery, () => flow.view());
   setHandler(flowSubjectQuery, () => ({ identifiers: [contact.value] }));
   setHandler(firstStepUpdate, async () => {
-    await condition(() => codeSent || !flow.active);
+    await condition(() => codeSent || !!input.captchaFirst || !flow.active);
     return flow.ok();
   });
   setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), {
@@ -122,14 +125,22 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
   );
 
   try {
-    // 1. A code to the phone or email given (for one that has an account: a notice to its owner instead).
-    await codes.send();
-    codeSent = true;
-    await flow.until(() => codes.verified);
+    if (input.captchaFirst) {
+      // 1–2. While the hour's message budget is spent, a human answers the captcha before anything is sent.
+      await flow.until(() => captcha.passed);
+      await codes.send();
+      codeSent = true;
+      await flow.until(() => codes.verified);
+    } else {
+      // 1. A code to the phone or email given (for one that has an account: a notice to its owner instead).
+      await codes.send();
+      codeSent = true;
+      await flow.until(() => codes.verified);
 
-    // 2. Captcha: a human, not a bot creating accounts.
-    flow.goTo('captcha');
-    await flow.until(() => captcha.passed);
+      // 2. Captcha: a human, not a bot creating accounts.
+      flow.goTo('captcha');
+      await flow.until(() => captcha.passed);
+    }
 
     // 3. Consent to the privacy policy and the user agreement, at the versions shown; sync on or off.
     flow.goTo('consent', { documents: input.documents });

@@ -66,6 +66,8 @@ export interface IdentityTarget {
 export class VerifyIdentity {
   /** The code step in progress: the code to the channel on file, later the one to the support contact email. */
   codes: CodeStep;
+  /** How the user proved who they are: a code to a channel on file, or (held afterwards) answers or support. */
+  provedBy?: 'code' | 'answers' | 'support';
   private wantsFallback = false;
   private notWorkingAllowed = true;
   private questionsPassed = false;
@@ -151,7 +153,10 @@ export class VerifyIdentity {
   private async walk(): Promise<boolean> {
     const { flow, settings, target } = this;
     await flow.until(() => this.codes.verified || this.wantsFallback);
-    if (this.codes.verified) return true;
+    if (this.codes.verified) {
+      this.provedBy = 'code';
+      return true;
+    }
 
     // "Not working?": the account's security questions, all three right.
     if (target.questions.length > 0) {
@@ -160,7 +165,10 @@ export class VerifyIdentity {
       await flow.until(() => this.questionsPassed || this.answerAttemptsLeft <= 0 || this.wantsFallback);
     }
     this.notWorkingAllowed = false;
-    if (this.questionsPassed) return true;
+    if (this.questionsPassed) {
+      this.provedBy = 'answers';
+      return true;
+    }
 
     // Support: a person checks the account ID and the device's IMEI.
     flow.goTo('support');
@@ -192,6 +200,7 @@ export class VerifyIdentity {
     );
     await this.codes.send();
     await flow.until(() => this.codes.verified);
+    this.provedBy = 'support';
     return true;
   }
 }

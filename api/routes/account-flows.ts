@@ -8,9 +8,11 @@ import { route } from '../registry';
 import { problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { requireRecentSignIn } from '../auth';
-import { authorizeFlow, drive, handleOf, queryFlow } from '../flows-client';
-import { startFlow } from './flows';
+import { requireRecentSignIn, type SessionInfo } from '../auth';
+import { authorizeFlow, drive, handleOf, queryFlow, update } from '../flows-client';
+import { startFlow, withSecret } from './flows';
+import { beginTakenProbe, signUpBudgetSpent } from '../../domain/limits';
+import { Problem } from '../problem';
 import { config } from '../../lib/config';
 import { LEGAL_DOCUMENTS } from '../../lib/documents';
 import { flowSettings } from '../../lib/temporal';
@@ -56,6 +58,24 @@ function emailOf(text: string): string {
   return email;
 }
 
+/**
+ * A new phone or email: "taken" tells that an address has an account, so those answers are counted
+ * (3 per flow, 10 per account a day, domain/limits.ts) before the flow looks the address up.
+ */
+async function probeNewContact(flowId: string, session: SessionInfo | undefined, send: () => Promise<Flow>): Promise<Flow> {
+  // only change flows (driven with a session) take a new contact
+  if (!session) throw problem('step_mismatch', 'This kind of flow does not take this action.');
+  const probe = await beginTakenProbe(flowId, session.accountId);
+  try {
+    const flow = await send();
+    await probe.refund();
+    return flow;
+  } catch (err) {
+    if (!(err instanceof Problem && (err.code === 'phone_taken' || err.code === 'email_taken'))) await probe.refund();
+    throw err;
+  }
+}
+
 /** The Flow once it shows its first step, the code sent: what a start answers. */
 async function firstStep(flowId: string): Promise<Flow> {
   try {
@@ -73,13 +93,15 @@ route(
     summary: 'Sign up with a phone (E.164) or an email: a code is sent to it',
     tag,
     body: SignUpBody,
-    ok: { status: 201, description: 'The flow, at code (the same whether or not the phone or email has an account)', schema: S.FlowSchema },
+    ok: { status: 201, description: 'The flow, at code (the same whether or not the phone or email has an account), with its flowSecret; at captcha while the hour\'s sign-up message budget is spent', schema: S.StartedFlowSchema },
   },
   async (req, res, { body }) => {
     if ((body.phone === undefined) === (body.email === undefined)) throw invalid('body', 'send either phone or email');
     const contact: SignUpContact = body.phone !== undefined ? { kind: 'phone', value: phoneOf(body.phone) } : { kind: 'email', value: emailOf(body.email!) };
     await consume('startPerIp', req.ip ?? 'unknown');
     await consume('startPerIdentifier', sha256(contact.value));
+    // Past the hour's message budget (SMS pumping), a human shows up at the captcha before anything is sent.
+    const captchaFirst = (await signUpBudgetSpent()) || undefined;
     const { flowId } = await startFlow(
       req,
       'sign_up',
@@ -92,10 +114,11 @@ route(
         settings: flowSettings(),
         documents: [...LEGAL_DOCUMENTS],
         expiresAt,
+        captchaFirst,
       }),
-      'code',
+      captchaFirst ? 'captcha' : 'code',
     );
-    res.status(201).json(await firstStep(flowId));
+    res.status(201).json(withSecret(await firstStep(flowId)));
   },
 );
 
@@ -165,12 +188,12 @@ route(
     params,
     body: NewPhoneBody,
     ok: { status: 200, description: 'The flow, at confirm_new_phone', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch', 'phone_taken'],
+    errors: ['flow_not_found', 'step_mismatch', 'phone_taken', 'rate_limited'],
   },
   async (req, res, { body }) => {
     const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
-    await drive(res, flowId, newPhoneUpdate, { phone: phoneOf(body.phone) });
+    const session = await authorizeFlow(req, flowId);
+    res.json(await probeNewContact(flowId, session, () => update(flowId, newPhoneUpdate, { phone: phoneOf(body.phone) })));
   },
 );
 
@@ -184,12 +207,12 @@ route(
     params,
     body: NewEmailBody,
     ok: { status: 200, description: 'The flow, at confirm_new_email', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch', 'email_taken'],
+    errors: ['flow_not_found', 'step_mismatch', 'email_taken', 'rate_limited'],
   },
   async (req, res, { body }) => {
     const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
-    await drive(res, flowId, newEmailUpdate, { email: emailOf(body.email) });
+    const session = await authorizeFlow(req, flowId);
+    res.json(await probeNewContact(flowId, session, () => update(flowId, newEmailUpdate, { email: emailOf(body.email) })));
   },
 );
 

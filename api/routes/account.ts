@@ -5,15 +5,17 @@ import { route } from '../registry';
 import { problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { signIn } from '../auth';
+import { confirmPassword, requireRecentSignIn, signIn } from '../auth';
 import { Account, Device, Session } from '../../db/models';
 import { SECURITY_QUESTIONS, normalizeAnswer } from '../../lib/questions';
-import { hashSecret, verifySecret } from '../../lib/passwords';
-import { sha256 } from '../../lib/secrets';
+import { hashSecret } from '../../lib/passwords';
+import { constantTimeEqual, deviceAttestationOf, sha256 } from '../../lib/secrets';
 import { isValidImei } from '../../lib/luhn';
 import { maskEmail, maskPhone } from '../../lib/identifiers';
 import { imeiDigest } from '../../activities/support';
 import { cancelPendingChanges } from '../../activities/contacts';
+import { notifyAccount } from '../../activities/accounts';
+import { deviceBoundMessage, securityQuestionsChangedMessage } from '../../activities/templates';
 import { log } from '../../lib/log';
 
 export const accountRouter = Router();
@@ -88,17 +90,23 @@ route(
     tag: 'Account',
     auth: 'session',
     body: S.SetQuestionsBody,
-    ok: { status: 204, description: 'Saved', schema: 'empty' },
+    ok: { status: 204, description: 'Saved; every channel on file is told', schema: 'empty' },
+    errors: ['invalid_credentials', 'reauth_required', 'account_locked'],
   },
   async (req, res, { body, session: s }) => {
+    requireRecentSignIn(s, 'Sign in again to change your security questions.');
     const ids = body.answers.map((a) => a.questionId);
     const known = new Set<string>(SECURITY_QUESTIONS.map((q) => q.id));
     if (new Set(ids).size !== 3 || ids.some((id) => !known.has(id))) {
       throw problem('validation_failed', 'answers: three distinct questionIds from GET /v1/security-questions', { errors: [{ path: 'body.answers', message: 'three distinct known questions' }] });
     }
     if (body.answers.some((a) => normalizeAnswer(a.answer) === '')) throw problem('validation_failed', 'answers: an answer is empty');
+    // The answers open a recovery: whoever holds a session must also know the password to change them.
+    await confirmPassword(s.accountId, body.password);
     const securityAnswers = await Promise.all(body.answers.map(async (a) => ({ questionId: a.questionId, hash: await hashSecret(normalizeAnswer(a.answer)) })));
     await Account.updateOne({ _id: s.accountId }, { $set: { securityAnswers } });
+    const now = new Date();
+    await notifyAccount(s.accountId, `questions:${s.accountId}:${now.getTime()}`, securityQuestionsChangedMessage(now));
     res.status(204).end();
   },
 );
@@ -112,18 +120,26 @@ route(
     tag: 'Account',
     auth: 'session',
     body: S.DeviceBody,
-    ok: { status: 201, description: 'The device', schema: S.DeviceSchema },
-    errors: ['imei_invalid', 'device_bound'],
+    ok: { status: 201, description: 'The device; every channel on file is told', schema: S.DeviceSchema },
+    errors: ['imei_invalid', 'attestation_invalid', 'reauth_required', 'device_bound'],
   },
   async (req, res, { body, session: s }) => {
+    requireRecentSignIn(s, 'Sign in again to bind a device.');
     if (!isValidImei(body.imei)) throw problem('imei_invalid', 'An IMEI is 15 digits with a valid check digit (dial *#06#).');
+    // The phone proves it is the device being bound: its attestation is the maker's keyed tag of its IMEI.
+    if (!constantTimeEqual(sha256(body.attestation), sha256(deviceAttestationOf(body.imei)))) {
+      throw problem('attestation_invalid', 'The device attestation does not match this IMEI: a device binds itself.');
+    }
+    let device;
     try {
-      const device = await Device.create({ _id: imeiDigest(body.imei), deviceId: 'dev_' + crypto.randomBytes(9).toString('base64url'), accountId: s.accountId, model: body.model, imeiLast4: body.imei.slice(-4) });
-      res.status(201).json(deviceView(device.toObject()));
+      device = await Device.create({ _id: imeiDigest(body.imei), deviceId: 'dev_' + crypto.randomBytes(9).toString('base64url'), accountId: s.accountId, model: body.model, imeiLast4: body.imei.slice(-4) });
     } catch (err) {
       if ((err as { code?: number }).code === 11000) throw problem('device_bound', 'Remove it from the account it is bound to first.');
       throw err;
     }
+    const view = deviceView(device.toObject());
+    await notifyAccount(s.accountId, `device-bound:${view.deviceId}`, deviceBoundMessage(view.model, body.imei.slice(-4), new Date()));
+    res.status(201).json(view);
   },
 );
 
@@ -138,11 +154,10 @@ route(
     params: { deviceId: { description: 'The device id' } },
     body: S.RemoveDeviceBody,
     ok: { status: 204, description: 'Unbound', schema: 'empty' },
-    errors: ['invalid_credentials', 'device_not_found'],
+    errors: ['invalid_credentials', 'account_locked', 'device_not_found'],
   },
   async (req, res, { body, session: s }) => {
-    const account = await Account.findById(s.accountId, { passwordHash: 1 }).lean();
-    if (!(await verifySecret(account?.passwordHash, body.password))) throw problem('invalid_credentials', 'The password is wrong.');
+    await confirmPassword(s.accountId, body.password);
     const { deletedCount } = await Device.deleteOne({ deviceId: String(req.params.deviceId), accountId: s.accountId });
     if (!deletedCount) throw problem('device_not_found');
     res.status(204).end();

@@ -3,6 +3,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { route } from '../registry';
 import { Outbox } from '../../db/models';
+import { deviceAttestationOf } from '../../lib/secrets';
 
 export const devRouter = Router();
 
@@ -16,5 +17,22 @@ route(
     const mailbox = await Outbox.findById(query.to.trim().toLowerCase()).lean();
     const rows = [...(mailbox?.messages ?? [])].sort((a, b) => (b.sentAt?.getTime() ?? 0) - (a.sentAt?.getTime() ?? 0)).slice(0, 100);
     res.json(rows.map((r) => ({ channel: r.channel, to: r.to, subject: r.subject ?? '', text: r.text ?? '', flowId: r.flowId ?? undefined, sentAt: (r.sentAt ?? new Date(0)).toISOString() })));
+  },
+);
+
+const AttestationQuery = z.object({ imei: z.string().regex(/^\d{15}$/, '15 digits') }).strict();
+
+route(
+  devRouter,
+  {
+    method: 'get',
+    path: '/v1/dev/device-attestation',
+    summary: "A device's attestation, as the phone would present it when it binds itself (development only)",
+    tag: 'Development',
+    query: AttestationQuery,
+    ok: { status: 200, description: 'The attestation', schema: z.object({ attestation: z.string() }) },
+  },
+  async (_req, res, { query }) => {
+    res.json({ attestation: deviceAttestationOf(query.imei) });
   },
 );

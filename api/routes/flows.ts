@@ -6,17 +6,18 @@ import { route } from '../registry';
 import { problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { authorizeFlow, drive, handleOf, mapUpdateError, queryFlow, querySubject, update } from '../flows-client';
+import { authorizeFlow, drive, guess, handleOf, mapUpdateError, queryFlow, querySubject, update } from '../flows-client';
 import { createSession } from '../auth';
 import { config } from '../../lib/config';
 import { flowSettings, temporalClient } from '../../lib/temporal';
 import { parseIdentifier } from '../../lib/identifiers';
-import { captchaDigest, codeDigest, idempotentFlowId, newFlowId, seal, sha256 } from '../../lib/secrets';
-import { hashSecret, passwordProblems, verifySecret } from '../../lib/passwords';
+import { captchaDigest, codeDigest, constantTimeEqual, flowSecretOf, idempotentFlowId, newFlowId, seal, sha256, vetoTokenOf } from '../../lib/secrets';
+import { hashSecret, passwordProblems } from '../../lib/passwords';
+import { claimPasswordStep } from '../../domain/limits';
 import { makeCaptcha } from '../../activities/captcha';
-import { Account } from '../../db/models';
 import {
   KIND_SLUG,
+  kindOfFlowId,
   cancelUpdate,
   newCaptchaUpdate,
   notWorkingUpdate,
@@ -36,11 +37,15 @@ export const flowsRouter = Router();
 const tag = 'Flows';
 const params = S.flowIdParam;
 
-/** The client's Idempotency-Key, when given: a retried start lands on the same flow. */
+/**
+ * The client's Idempotency-Key, when given: a retried start lands on the same flow, and gets the same
+ * secret. Whoever repeats a start with the same identifier and key gets that flow, so the key must be as
+ * unguessable as a secret (a UUID): at least 16 characters.
+ */
 function idempotencyKey(req: Request): string | undefined {
   const key = req.header('idempotency-key');
   if (key === undefined) return undefined;
-  if (!/^[A-Za-z0-9_.:-]{8,128}$/.test(key)) throw problem('validation_failed', 'Idempotency-Key must be 8 to 128 characters of A-Z a-z 0-9 _ . : -');
+  if (!/^[A-Za-z0-9_.:-]{16,128}$/.test(key)) throw problem('validation_failed', 'Idempotency-Key must be 16 to 128 characters of A-Z a-z 0-9 _ . : - (a random value such as a UUID)');
   return key;
 }
 
@@ -71,15 +76,20 @@ export async function startFlow(
     });
   } catch (err) {
     // The flow of this key already ended: answer with it, as it ended.
-    if (key && err instanceof WorkflowExecutionAlreadyStartedError) return queryFlow(flowId);
+    if (key && err instanceof WorkflowExecutionAlreadyStartedError) return withSecret(await queryFlow(flowId));
     throw err;
   }
   if (key && handle.firstExecutionRunId) {
     // USE_EXISTING answers with the running flow's run: report its current state.
     const desc = await handle.describe();
-    if (desc.startTime.getTime() < Date.now() - 2_000) return queryFlow(flowId);
+    if (desc.startTime.getTime() < Date.now() - 2_000) return withSecret(await queryFlow(flowId));
   }
-  return { flowId, kind, status: 'active', step: firstStep, expiresAt: new Date(expiresAt).toISOString() };
+  return withSecret({ flowId, kind, status: 'active', step: firstStep, expiresAt: new Date(expiresAt).toISOString() });
+}
+
+/** A started flow as its start answers: an anonymous flow's secret goes with it, in this answer only (lib/secrets.ts). */
+export function withSecret(flow: Flow): Flow & { flowSecret?: string } {
+  return flow.kind === 'password_reset' || flow.kind === 'sign_up' ? { ...flow, flowSecret: flowSecretOf(flow.flowId) } : flow;
 }
 
 route(
@@ -90,7 +100,7 @@ route(
     summary: 'Forgot password: start a reset for an email, a phone (E.164) or an account id',
     tag,
     body: S.StartResetBody,
-    ok: { status: 201, description: 'The flow, at captcha (the same whether or not an account matches)', schema: S.FlowSchema },
+    ok: { status: 201, description: 'The flow, at captcha (the same whether or not an account matches), with its flowSecret', schema: S.StartedFlowSchema },
   },
   async (req, res, { body }) => {
     const id = parseIdentifier(body.identifier);
@@ -174,7 +184,7 @@ route(
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
     await consume('submitPerFlow', flowId);
-    await drive(res, flowId, submitCodeUpdate, { codeDigest: codeDigest(flowId, body.code) });
+    await guess(res, flowId, submitCodeUpdate, { codeDigest: codeDigest(flowId, body.code) });
   },
 );
 
@@ -222,7 +232,7 @@ route(
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
     await consume('submitPerFlow', flowId);
-    await drive(res, flowId, submitAnswersUpdate, { sealedAnswers: seal(flowId, body.answers) });
+    await guess(res, flowId, submitAnswersUpdate, { sealedAnswers: seal(flowId, body.answers) });
   },
 );
 
@@ -260,18 +270,24 @@ route(
   async (req, res, { body }) => {
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
+    await consume('submitPerFlow', flowId);
     const flow = await queryFlow(flowId);
     if (flow.status !== 'active' || (flow.step !== 'new_password' && flow.step !== 'password')) throw problem('step_mismatch');
     if (body.password !== body.confirmation) throw problem('password_mismatch');
+    // Nothing here compares with the current password: whoever reaches this step must learn nothing of it.
     const subject = await querySubject(flowId);
     const reasons = passwordProblems(body.password, subject.identifiers);
-    if (subject.subjectAccountId && reasons.length === 0) {
-      const account = await Account.findById(subject.subjectAccountId, { passwordHash: 1 }).lean();
-      if (account && (await verifySecret(account.passwordHash, body.password))) reasons.push('same_as_current');
-    }
     if (reasons.length) throw problem('password_weak', `Choose another password: ${reasons.join(', ')}.`, { reasons });
-    // The plain text stops here: the flow only ever sees the argon2id hash.
-    const after = await update(flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) });
+    // One password per flow: a second request while the first is being processed (or after) changes nothing.
+    const claim = await claimPasswordStep(flowId);
+    let after: Flow;
+    try {
+      // The plain text stops here: the flow only ever sees the argon2id hash.
+      after = await update(flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) });
+    } catch (err) {
+      await claim.refund();
+      throw err;
+    }
     if (after.kind === 'sign_up' && after.status === 'completed' && after.accountId) {
       // Signed in: the session is made here, never in the flow's history, and shown in this one answer.
       const { token, expiresAt } = await createSession(after.accountId);
@@ -294,7 +310,10 @@ route(
     errors: ['flow_not_found', 'step_mismatch', 'token_invalid'],
   },
   async (req, res, { body }) => {
-    await drive(res, String(req.params.flowId), vetoUpdate, { tokenDigest: sha256(body.token) });
+    // The token is checked before the flow is looked up: a made-up flow id answers like a wrong token.
+    const flowId = String(req.params.flowId);
+    if (!kindOfFlowId(flowId) || !constantTimeEqual(sha256(body.token), sha256(vetoTokenOf(flowId)))) throw problem('token_invalid');
+    await drive(res, flowId, vetoUpdate, { tokenDigest: sha256(body.token) });
   },
 );
 

@@ -14,6 +14,17 @@ export class TransportError extends Error {}
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * API v1.1: a password reset or sign-up is driven only by whoever holds the `flowSecret` its start answered
+ * with; every later request of that flow sends it as `Flow-Secret` (without it: 404 flow_not_found).
+ * Returns that header from a start's answer; throws when the answer carries no secret.
+ */
+export function flowSecretHeader(start: { body: unknown }): Record<string, string> {
+  const secret = (start.body as { flowSecret?: unknown } | undefined)?.flowSecret;
+  if (typeof secret !== 'string' || !secret) throw new Error(`the start answered without a flowSecret: ${JSON.stringify(start.body).slice(0, 200)}`);
+  return { 'flow-secret': secret };
+}
+
 export class Client {
   constructor(
     readonly baseUrl: string,

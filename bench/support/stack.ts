@@ -38,6 +38,7 @@ export function runSecrets(): Record<string, string> {
   return {
     CODE_HMAC_SECRET: crypto.randomBytes(32).toString('base64url'),
     PAYLOAD_ENCRYPTION_KEY: `run:${crypto.randomBytes(32).toString('base64')}`,
+    DEVICE_ATTESTATION_KEY: crypto.randomBytes(32).toString('base64url'),
   };
 }
 
@@ -73,6 +74,8 @@ export async function startRunStack(opts: RunStackOptions): Promise<RunStack> {
     CAPTCHA_PROVIDER: 'test',
     RATE_LIMITS: 'off',
     LOG_LEVEL: 'info',
+    // any free port: a run's APIs (the bench's parked one too) must not fight over the default 9464
+    METRICS_ADDR: '127.0.0.1:0',
     DATA_DIR: path.join(dataDir, 'app'),
     TEMPORAL_NAMESPACE: 'default',
     TEMPORAL_TASK_QUEUE: `${opts.name}-${crypto.randomBytes(3).toString('hex')}`,

@@ -97,19 +97,37 @@ export interface Reply<T = any> {
   headers: Headers;
 }
 
-/** A small HTTP client for the API, as a web page or an app would use it. */
+/**
+ * A small HTTP client for the API, as a web page or an app would use it. Like a page, it keeps the
+ * `flowSecret` of every flow it started and sends it as `Flow-Secret` on that flow's requests; a new
+ * Api on the same base URL is a stranger who knows no secret. A `Flow-Secret` header given by the
+ * caller wins (an empty one sends none).
+ */
 export class Api {
+  readonly secrets = new Map<string, string>();
   constructor(readonly baseUrl: string) {}
 
   async call<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> {
+    const flowId = /^\/v1\/flows\/([a-z]{3}_[A-Za-z0-9_-]+)/.exec(path)?.[1];
+    const all: Record<string, string> = { ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    const known = flowId ? this.secrets.get(flowId) : undefined;
+    if (known) all['flow-secret'] = known;
+    for (const [k, v] of Object.entries(headers)) {
+      if (k.toLowerCase() === 'flow-secret') {
+        delete all['flow-secret'];
+        if (v) all['flow-secret'] = v;
+      } else all[k] = v;
+    }
     const res = await fetch(this.baseUrl + path, {
       method,
-      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: all,
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
     let parsed: unknown = text;
     if ((res.headers.get('content-type') ?? '').includes('json')) parsed = text ? JSON.parse(text) : undefined;
+    const b = parsed as { flowId?: unknown; flowSecret?: unknown } | undefined;
+    if (b && typeof b === 'object' && typeof b.flowId === 'string' && typeof b.flowSecret === 'string') this.secrets.set(b.flowId, b.flowSecret);
     return { status: res.status, body: parsed as T, headers: res.headers };
   }
 

@@ -24,11 +24,19 @@ export function randomImei(): string {
   return body + String((10 - (sum % 10)) % 10);
 }
 
+/** The attestation a phone with `imei` presents when it binds itself, from the dev endpoint (not in production). */
+export async function deviceAttestation(api: Api, imei: string): Promise<string> {
+  const r = await api.get(`/v1/dev/device-attestation?imei=${encodeURIComponent(imei)}`);
+  if (r.status !== 200 || typeof r.body?.attestation !== 'string') throw new Error(`device attestation: ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body.attestation;
+}
+
 /** Signs in and binds a device with `imei` to the account (factory-reset protection), through the API. */
 export async function bindDevice(api: Api, acc: { email: string; password: string }, imei = randomImei()): Promise<string> {
   const session = await api.post('/v1/sessions', { identifier: acc.email, password: acc.password });
   if (session.status !== 201) throw new Error(`sign-in: ${session.status} ${JSON.stringify(session.body)}`);
-  const bound = await api.post('/v1/me/devices', { imei, model: 'Redmi Note 13' }, { authorization: `Bearer ${session.body.token}` });
+  const attestation = await deviceAttestation(api, imei);
+  const bound = await api.post('/v1/me/devices', { imei, model: 'Redmi Note 13', attestation }, { authorization: `Bearer ${session.body.token}` });
   if (bound.status !== 201) throw new Error(`bind device: ${bound.status} ${JSON.stringify(bound.body)}`);
   return imei;
 }

@@ -1,0 +1,212 @@
+/**
+ * Every limit that stands between an attacker and an account, in one place. Each one holds when its
+ * requests arrive all at once: an attempt is counted (one atomic `$inc` of one document found by its
+ * `_id`) before it is judged, so of 30 simultaneous wrong passwords only the first 10 counted are
+ * checked at all; an attempt that turns out not to be a wrong guess gives its count back.
+ *
+ * Windows are fixed (the key carries the window's index): "20 per hour" is 20 per clock hour, and the
+ * document expires with its window.
+ *
+ * | limit | key | budget | over it |
+ * |---|---|---|---|
+ * | sign-in lockout | each identifier tried (an unknown one locks too) | 10 per 15 min | 423 `account_locked` for 15 min, doubling per lock up to 24 h; a completed reset unlocks |
+ * | recovery guesses | the flow's account (an identifier with no account: the identifier) | 20 wrong codes or answers per hour | 429 `too_many_attempts` for the rest of the hour, right guesses included |
+ * | taken answers | the change flow, and its account | 3 per flow, 10 per account per 24 h | 429 `rate_limited` |
+ * | one password per flow | the flow | 1 in progress or done | 409 `step_mismatch` |
+ * | sign-up messages | the destination; all sign-ups | 5 per destination per 24 h; `SIGNUP_MESSAGE_BUDGET` per hour | nothing sent; captcha before the code |
+ */
+import { Counter } from '../db/models';
+import { config } from '../lib/config';
+import { parseIdentifier } from '../lib/identifiers';
+import { sha256 } from '../lib/secrets';
+import { problem } from '../api/problem';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+export const LOCKOUT_THRESHOLD = 10;
+export const LOCKOUT_WINDOW_MS = 15 * MINUTE;
+export const LOCKOUT_BASE_MS = 15 * MINUTE;
+export const LOCKOUT_MAX_MS = DAY;
+export const GUESS_LIMIT = 20;
+export const GUESS_WINDOW_MS = HOUR;
+export const TAKEN_PER_FLOW = 3;
+export const TAKEN_PER_ACCOUNT = 10;
+export const SIGNUP_MESSAGES_PER_DESTINATION = 5;
+
+/** Lockout after LOCKOUT_THRESHOLD failures within the window: 15 min, doubling each time, at most 24 h. */
+export function lockDuration(lockCount: number): number {
+  return Math.min(LOCKOUT_BASE_MS * 2 ** lockCount, LOCKOUT_MAX_MS);
+}
+
+interface Window {
+  id: string;
+  endsAt: number;
+}
+
+function windowOf(key: string, windowMs: number, now = Date.now()): Window {
+  const index = Math.floor(now / windowMs);
+  return { id: `${key}@${index}`, endsAt: (index + 1) * windowMs };
+}
+
+/** Counts one more in `key`'s current window; returns the count including this one. */
+async function count(key: string, windowMs: number, now = Date.now()): Promise<{ n: number; window: Window }> {
+  const window = windowOf(key, windowMs, now);
+  const doc = await Counter.findOneAndUpdate(
+    { _id: window.id },
+    { $inc: { n: 1 }, $setOnInsert: { expire: new Date(window.endsAt) } },
+    { upsert: true, returnDocument: 'after' },
+  ).lean();
+  return { n: doc?.n ?? 1, window };
+}
+
+async function giveBack(window: Window): Promise<void> {
+  await Counter.updateOne({ _id: window.id }, { $inc: { n: -1 } });
+}
+
+async function current(key: string, windowMs: number, now = Date.now()): Promise<number> {
+  return (await Counter.findById(windowOf(key, windowMs, now).id, { n: 1 }).lean())?.n ?? 0;
+}
+
+const retryAfter = (untilMs: number) => Math.max(1, Math.ceil((untilMs - Date.now()) / 1000));
+
+// ---------------------------------------------------------------------------------------------------
+// Sign-in lockout, per identifier
+
+/** The lockout key of an identifier as typed (normalised when it parses, so `A@x.com` and `a@x.com` are one). */
+export function identifierKey(identifier: string): string {
+  const parsed = parseIdentifier(identifier);
+  return sha256(parsed ? `${parsed.kind}:${parsed.value}` : `raw:${identifier.trim().toLowerCase()}`);
+}
+
+/** The keys of every identifier of an account (its id, email and phone). */
+export function accountIdentifierKeys(account: { _id: string; email?: string | null; phone?: string | null }): string[] {
+  return [account._id, account.email, account.phone].filter((x): x is string => !!x).map(identifierKey);
+}
+
+const lockId = (key: string) => `signin-lock:${key}`;
+const attemptsKey = (key: string) => `signin:${key}`;
+
+export interface PasswordAttempt {
+  /** Call with the verdict once the password was checked: a failure may lock, a success clears the count. */
+  settle(ok: boolean): Promise<void>;
+}
+
+/**
+ * Counts a password attempt against each of `keys` before the password is checked. Throws 423
+ * `account_locked` when one of them is locked, or when this attempt is past the budget of the window
+ * (simultaneous attempts beyond it are never judged).
+ */
+export async function beginPasswordAttempt(keys: string[]): Promise<PasswordAttempt> {
+  const now = Date.now();
+  // by _id one at a time: FerretDB 1.x narrows a query in SQL only for a lone _id
+  const locks = (await Promise.all(keys.map((k) => Counter.findById(lockId(k), { lockedUntil: 1 }).lean()))).filter((l) => l !== null);
+  const lockedUntil = Math.max(0, ...locks.map((l) => l.lockedUntil?.getTime() ?? 0));
+  if (lockedUntil > now) throw locked(lockedUntil);
+  const counted = await Promise.all(keys.map(async (key) => ({ key, ...(await count(attemptsKey(key), LOCKOUT_WINDOW_MS, now)) })));
+  const over = counted.filter((c) => c.n > LOCKOUT_THRESHOLD);
+  if (over.length) throw locked(Math.max(...over.map((c) => c.window.endsAt)));
+  return {
+    async settle(ok: boolean) {
+      if (ok) {
+        await Promise.all(counted.map((c) => Counter.deleteOne({ _id: c.window.id })));
+        return;
+      }
+      // The attempt that used up a key's budget locks it; the others were judged before it.
+      for (const c of counted.filter((x) => x.n === LOCKOUT_THRESHOLD)) {
+        const lock = await Counter.findOneAndUpdate(
+          { _id: lockId(c.key) },
+          { $inc: { lockCount: 1 }, $setOnInsert: { n: 0 } },
+          { upsert: true, returnDocument: 'after' },
+        ).lean();
+        const until = Date.now() + lockDuration((lock?.lockCount ?? 1) - 1);
+        // The lock document remembers its count for a day after the lock ends (the next lock doubles).
+        await Counter.updateOne({ _id: lockId(c.key) }, { $set: { lockedUntil: new Date(until), expire: new Date(until + DAY) } });
+        await Counter.deleteOne({ _id: c.window.id });
+      }
+    },
+  };
+}
+
+function locked(untilMs: number) {
+  const until = new Date(untilMs).toISOString();
+  return problem('account_locked', `Try again after ${until}, or reset your password.`, { lockedUntil: until }, { 'Retry-After': String(retryAfter(untilMs)) });
+}
+
+/** A completed reset unlocks: every lock and count of the account's identifiers goes. */
+export async function unlockIdentifiers(keys: string[]): Promise<void> {
+  const now = Date.now();
+  const ids = keys.flatMap((k) => [lockId(k), windowOf(attemptsKey(k), LOCKOUT_WINDOW_MS, now).id]);
+  await Promise.all(ids.map((id) => Counter.deleteOne({ _id: id })));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Recovery guesses (codes, security answers), per account across its flows
+
+/** Whose guesses a flow spends: its account, or for an identifier with no account, that identifier. */
+export function guessKey(subject: { subjectAccountId?: string; identifiers: string[] }): string {
+  return subject.subjectAccountId ? `account:${subject.subjectAccountId}` : `identifier:${identifierKey(subject.identifiers[0] ?? '')}`;
+}
+
+export interface Guess {
+  /** The guess was not a wrong one (right, or not judged at all): it does not count. */
+  refund(): Promise<void>;
+}
+
+/** Counts a guess before it is judged; past GUESS_LIMIT in the hour, 429 too_many_attempts (right guesses too). */
+export async function beginGuess(key: string): Promise<Guess> {
+  const { n, window } = await count(`guesses:${key}`, GUESS_WINDOW_MS);
+  if (n > GUESS_LIMIT) {
+    const seconds = retryAfter(window.endsAt);
+    throw problem('too_many_attempts', `Too many wrong codes or answers; try again in ${seconds} s.`, { retryAfterSeconds: seconds }, { 'Retry-After': String(seconds) });
+  }
+  return { refund: () => giveBack(window) };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// "That phone/email belongs to another account" answers in change flows
+
+/** Counts a new-contact probe against the flow and the account; past either budget, 429 rate_limited. */
+export async function beginTakenProbe(flowId: string, accountId: string): Promise<Guess> {
+  const perFlow = await count(`taken-flow:${flowId}`, DAY);
+  if (perFlow.n > TAKEN_PER_FLOW) throw rateLimited(perFlow.window.endsAt, 'this flow');
+  const perAccount = await count(`taken-account:${accountId}`, DAY);
+  if (perAccount.n > TAKEN_PER_ACCOUNT) {
+    await giveBack(perFlow.window);
+    throw rateLimited(perAccount.window.endsAt, 'this account');
+  }
+  return { refund: async () => void (await Promise.all([giveBack(perFlow.window), giveBack(perAccount.window)])) };
+}
+
+function rateLimited(untilMs: number, what: string) {
+  const seconds = retryAfter(untilMs);
+  return problem('rate_limited', `Too many addresses that belong to other accounts were tried in ${what}; try again in ${seconds} s.`, { retryAfterSeconds: seconds }, { 'Retry-After': String(seconds) });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One new password per flow
+
+/** Claims the flow's one password submission; a second one while the first is in progress or done is refused (409). */
+export async function claimPasswordStep(flowId: string): Promise<Guess> {
+  const { n, window } = await count(`password:${flowId}`, DAY);
+  if (n > 1) throw problem('step_mismatch', 'A password for this flow is already being set.');
+  return { refund: () => giveBack(window) };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sign-up messages (SMS pumping)
+
+/** Counts a sign-up message to `destination`; false when the destination had its 5 of the day (then nothing is sent). */
+export async function takeSignUpMessage(destination: string): Promise<boolean> {
+  const { n } = await count(`signup-to:${sha256(destination.toLowerCase())}`, DAY);
+  if (n > SIGNUP_MESSAGES_PER_DESTINATION) return false;
+  await count('signup-messages', HOUR);
+  return true;
+}
+
+/** Whether this hour's sign-up messages reached SIGNUP_MESSAGE_BUDGET: new sign-ups then show the captcha first. */
+export async function signUpBudgetSpent(): Promise<boolean> {
+  const budget = config().SIGNUP_MESSAGE_BUDGET;
+  return budget === 0 || (await current('signup-messages', HOUR)) >= budget;
+}
