@@ -16,6 +16,9 @@ import { PROBLEMS } from '../api/problem';
 // library, so the few browser names they use are declared here, for this file only.
 declare const document: any;
 declare const sessionStorage: any;
+declare const localStorage: any;
+declare const window: any;
+declare const Event: any;
 declare const location: any;
 type HTMLImageElement = { naturalWidth: number };
 type HTMLInputElement = { labels: { length: number } | null };
@@ -161,6 +164,25 @@ async function passCaptcha(s: Session, shot = false) {
 }
 const flowParam = (page: Page) => new URL(page.url()).searchParams.get('flow');
 
+/** The flow secret this browser keeps for the flow in the address bar (v1.1: localStorage "flowSecret:<id>"). */
+async function secretOf(page: Page, flowId = flowParam(page)): Promise<string | null> {
+  return page.evaluate((id) => {
+    try {
+      return JSON.parse(localStorage.getItem(`flowSecret:${id}`) ?? 'null')?.secret ?? null;
+    } catch {
+      return null;
+    }
+  }, flowId);
+}
+
+/** The Flow of the page's address bar, read by the test with the page's secret (the harness Api is a stranger). */
+async function flowOf(page: Page): Promise<any> {
+  const secret = await secretOf(page);
+  const r = await h.api.get(`/v1/flows/${flowParam(page)}`, secret ? { 'Flow-Secret': secret } : {});
+  expect(r.status).toBe(200);
+  return r.body;
+}
+
 /** Types into the focused field and presses Enter: the keyboard-only way through a step. */
 async function typeAndEnter(page: Page, text: string) {
   await page.keyboard.type(text);
@@ -214,8 +236,11 @@ describe('forgot password', () => {
     expect(await page.getAttribute('#code', 'aria-invalid')).toBe('true');
     await s.shot('code-wrong');
 
-    // a reload resumes the same flow at the same step
+    // a reload resumes the same flow at the same step (the flow secret waits in localStorage, never in the URL)
     const flowId = flowParam(page);
+    const secret = await secretOf(page);
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{22,}$/);
+    expect(page.url()).not.toContain(secret!);
     await page.reload();
     await atStep(s, 'code', { focus: 'code', shot: false });
     expect(flowParam(page)).toBe(flowId);
@@ -251,6 +276,7 @@ describe('forgot password', () => {
 
     await atStep(s, 'completed');
     await waitText(page, 'h2', /Your password was changed/);
+    expect(await secretOf(page, flowId)).toBeNull(); // the flow ended: its secret is gone from the browser
     expect((await h.api.post('/v1/sessions', { identifier: acc.email, password: 'copper kettle under moonlight' })).status).toBe(201);
   });
 
@@ -303,8 +329,11 @@ describe('forgot password', () => {
     for (let i = 0; i < 3; i++) await inputs.nth(i).fill(' Blue');
     await page.keyboard.press('Enter');
     await atStep(s, 'new_password', { focus: 'password' });
+    // told before the password is chosen: a hold follows, and every channel on file can cancel it
+    await waitText(page, '#hold-notice', /security questions .*takes effect only after a hold of 15 seconds\. Every phone number and email address on the account will be told and can cancel it/);
     await page.fill('#password', 'marble falcon drinks tea');
     await page.fill('#confirmation', 'marble falcon drinks tea');
+    await s.shot('new-password-hold-notice');
     await page.keyboard.press('Enter');
     await atStep(s, 'hold');
     await waitText(page, '.screen', /takes effect at \d\d:\d\d \(in 0:\d\d\)/);
@@ -351,7 +380,7 @@ describe('forgot password', () => {
     await waitText(page, '.screen', /case_/);
     await waitText(page, '#last-checked', /Last checked at/, 10_000);
 
-    const flow = (await h.api.get(`/v1/flows/${flowParam(page)}`)).body;
+    const flow = await flowOf(page);
     const approve = await h.api.post(`/v1/ops/support-cases/${flow.supportCaseId}/approve`, { reviewer: 'browser-test', note: 'ok' }, { authorization: `Bearer ${OPS_TOKEN}` });
     expect(approve.status).toBe(200);
     await atStep(s, 'code', { timeout: 15_000 });
@@ -360,6 +389,7 @@ describe('forgot password', () => {
     await page.fill('#code', code);
     await page.keyboard.press('Enter');
     await atStep(s, 'new_password', { shot: false });
+    await waitText(page, '#hold-notice', /with the help of support.*after a hold of 15 seconds/);
     await page.fill('#password', 'support found my account');
     await page.fill('#confirmation', 'support found my account');
     await page.keyboard.press('Enter');
@@ -368,6 +398,77 @@ describe('forgot password', () => {
     await atStep(s, 'completed', { timeout: 30_000 });
     expect((await h.api.post('/v1/sessions', { identifier: acc.accountId, password: 'support found my account' })).status).toBe(201);
   }, test, 150_000);
+
+  browserTest('the flow secret: a reload and a second tab resume, another browser with the same address starts over', 'mobile', async (s) => {
+    const acc = await makeAccount();
+    const { page } = s;
+    const sent: { url: string; secret?: string }[] = [];
+    s.context.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/v1/flows/')) sent.push({ url: r.url(), secret: r.headers()['flow-secret'] });
+    });
+    await page.goto(`${h.baseUrl}/reset.html`);
+    await typeAndEnter(page, acc.email);
+    await passCaptcha(s);
+    await atStep(s, 'code', { shot: false });
+    const flowId = flowParam(page)!;
+    const secret = await secretOf(page);
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{22,}$/);
+    // every request on the flow carried it in the header; none has it in the address
+    const onFlow = sent.filter((r) => new URL(r.url).pathname.startsWith(`/v1/flows/${flowId}`));
+    expect(onFlow.length).toBeGreaterThanOrEqual(2);
+    for (const r of onFlow) expect([r.url, r.secret]).toEqual([r.url, secret]);
+    for (const r of sent) expect(r.url).not.toContain(secret!);
+    expect(page.url()).not.toContain(secret!);
+
+    // a reload mid-flow resumes at the same step
+    await page.reload();
+    await atStep(s, 'code', { focus: 'code', shot: false });
+    expect(flowParam(page)).toBe(flowId);
+    // a second tab on the same address resumes too, and drives the flow
+    const second = await s.newPage();
+    await second.goto(page.url());
+    await second.waitForSelector('.screen[data-step="code"] #code:focus');
+    await second.click('text=Not working?');
+    await second.waitForSelector('.screen[data-step="security_questions"]');
+    await page.bringToFront();
+    await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await atStep(s, 'security_questions', { shot: false });
+
+    // another browser (no secret) with the same address: "not found", as for an unknown flow, and starts over
+    const stranger = await browser.newContext({ viewport: VIEWPORTS.mobile });
+    try {
+      const other = await stranger.newPage();
+      await other.goto(`${h.baseUrl}/reset.html?flow=${flowId}`);
+      await waitText(other, '#alert', /This request was not found/);
+      expect(new URL(other.url()).searchParams.get('flow')).toBeNull();
+      await other.waitForSelector('#identifier:focus');
+    } finally {
+      await stranger.close();
+    }
+
+    // cancelled here: the ended flow's secret leaves the browser; the other tab follows
+    await page.click('.cancel button');
+    await atStep(s, 'cancelled', { shot: false });
+    expect(await secretOf(page, flowId)).toBeNull();
+    await second.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await second.waitForSelector('.screen[data-step="cancelled"]');
+    await second.close();
+  });
+
+  browserTest('a reset replaced by a newer one says so, without naming the newer flow', 'mobile', async (s) => {
+    const acc = await makeAccount();
+    const { page } = s;
+    await page.goto(`${h.baseUrl}/reset.html`);
+    await typeAndEnter(page, acc.email);
+    await passCaptcha(s);
+    await atStep(s, 'code', { shot: false });
+    const newer = await h.api.resetToCode(acc.email);
+    await page.reload();
+    await atStep(s, 'cancelled');
+    await waitText(page, '.screen', /A newer request replaced this one/);
+    expect(await page.textContent('main')).not.toContain(newer.flowId);
+    expect(await page.textContent('main')).not.toMatch(/rst_/);
+  });
 
   browserTest('a link to an unknown flow starts over with a sentence, not an error dump', 'mobile', async (s) => {
     await s.page.goto(`${h.baseUrl}/reset.html?flow=rst_AAAAAAAAAAAAAAAAAAAAAA`);
@@ -423,6 +524,13 @@ describe('sign in and the account page', () => {
     await page.click('text=Save questions');
     await waitText(page, '#alert', /three different questions/);
     await page.selectOption('#q1', 'q-birth-city');
+    await page.click('text=Save questions');
+    await waitText(page, '#alert', /Enter your password/);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('questions-password');
+    await page.keyboard.type('not my password');
+    await page.click('text=Save questions');
+    await waitText(page, '#alert', /That password is not right/);
+    await page.fill('#questions-password', acc.password);
     await s.shot('questions-form');
     await page.click('text=Save questions');
     await waitText(page, '#status', /security questions are saved/);
@@ -435,6 +543,12 @@ describe('sign in and the account page', () => {
     await page.keyboard.press('Enter');
     await waitText(page, '#alert', /not a valid IMEI/);
     await page.fill('#imei', '490154203237518');
+    await page.fill('#attestation', 'bm90IHRoZSBhdHRlc3RhdGlvbiBvZiB0aGlzIHBob25l');
+    await page.keyboard.press('Enter');
+    await waitText(page, '#alert', /device attestation does not match/);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('attestation');
+    const { attestation } = (await h.api.get('/v1/dev/device-attestation?imei=490154203237518')).body;
+    await page.fill('#attestation', attestation);
     await page.keyboard.press('Enter');
     await waitText(page, '#status', /Xiaomi 14 is now bound/);
     await waitText(page, '.devices', /Xiaomi 14.*IMEI \*\*\* 7518/);
@@ -476,7 +590,7 @@ describe('sign up and change phone', () => {
     await page.waitForFunction(() => (document.querySelector('img.captcha') as HTMLImageElement | null)?.naturalWidth);
     await typeAndEnter(page, 'test');
     await atStep(s, 'consent');
-    const flow = (await h.api.get(`/v1/flows/${flowParam(page)}`)).body;
+    const flow = await flowOf(page);
     for (const d of flow.documents as { id: string; version: string }[]) {
       const href = await page.getAttribute(`a[href^="legal/${d.id}.html"]`, 'href');
       expect(href).toBe(`legal/${d.id}.html?version=${d.version}`);
@@ -537,6 +651,53 @@ describe('sign up and change phone', () => {
     await atStep(s, 'completed');
     await page.click('text=Back to your account');
     await waitText(page, '#me-phone', new RegExp(`${newPhone.slice(-4)}$`));
+  }, withAccountFlows);
+
+  browserTest('change phone via security questions: told of the hold first, the hold screen, the old phone cancels it', 'desktop', async (s) => {
+    const acc = await makeAccount();
+    const newPhone = `+1415557${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`;
+    const { page } = s;
+    await signInThroughPage(s, acc.email, acc.password);
+    await page.click('#change-phone');
+    await atStep(s, 'code', { shot: false });
+    await page.click('text=Not working?');
+    await atStep(s, 'security_questions', { shot: false });
+    const inputs = page.locator('.screen input[type=text]');
+    for (let i = 0; i < 3; i++) await inputs.nth(i).fill('blue');
+    await page.keyboard.press('Enter');
+    await atStep(s, 'new_phone', { focus: 'phone' });
+    await waitText(page, '#hold-notice', /security questions .*the new phone number replaces the old one only after a hold of 15 seconds\. Every phone number and email address on the account, the old phone number included, will be told and can cancel/);
+    await typeAndEnter(page, newPhone);
+    await page.waitForSelector('dialog[open] button[value=yes]:focus');
+    await waitText(page, 'dialog[open]', /waits 15 seconds before it takes effect/);
+    await page.keyboard.press('Enter');
+    await atStep(s, 'code', { focus: 'code' });
+    await waitText(page, '#hold-notice', /after a hold of 15 seconds/);
+    await typeAndEnter(page, (await h.api.codeFor(newPhone)).code);
+    await atStep(s, 'hold');
+    await waitText(page, 'h2', /Your new phone number is waiting/);
+    await waitText(page, '.screen', /replaces the old one at \d\d:\d\d \(in 0:\d\d\)/);
+    await waitText(page, '.screen', /your old phone number too\. Each message has a link that cancels the change/);
+
+    // the old phone got the cancel link; it opens without a session or a secret
+    const notice = await h.api.waitForMessage(acc.phone, { match: /\/veto\?/ });
+    const link = new URL(/https?:\/\/\S+\/veto\?\S+/.exec(notice.text)![0]);
+    const stranger = await browser.newContext({ viewport: VIEWPORTS.mobile });
+    try {
+      const veto = await stranger.newPage();
+      await veto.goto(`${h.baseUrl}${link.pathname}${link.search}`);
+      await veto.waitForSelector('#veto');
+      await waitText(veto, 'h1', /Cancel a phone number change/);
+      await veto.screenshot({ path: path.join(SHOTS, 'veto-change-01-ask-mobile.png'), fullPage: true });
+      await veto.click('#veto');
+      await waitText(veto, 'h2', /The change is cancelled/);
+    } finally {
+      await stranger.close();
+    }
+    await atStep(s, 'cancelled', { timeout: 10_000 });
+    await waitText(page, '.screen', /phone number did not change/);
+    const me = await h.api.post('/v1/sessions', { identifier: acc.phone, password: acc.password });
+    expect(me.status).toBe(201);
   }, withAccountFlows);
 
   browserTest('change email at 360 px: verify, new address, the pop-up, the code sent to it, done', 'mobile', async (s) => {

@@ -77,8 +77,23 @@ async function load(root, focusSel) {
   if (focusSel) root.querySelector(focusSel)?.focus();
 }
 
+/** "Sign in again" (hidden until a 403 reauth_required): back here after signing in. */
+const reauthLink = () => h('p', { class: 'reauth', hidden: true }, h('a', { href: `./?reauth=1&next=${encodeURIComponent('account.html')}`, class: 'primary button-link' }, 'Sign in again'));
+function offerReauth(p) {
+  p.hidden = false;
+  p.querySelector('a').focus();
+}
+
+/** The answer to a refused PUT questions / POST device: its sentence, the field to fix, the sign-in link. */
+function refused(err, f, reauth, fieldOf) {
+  if (err.code === 'unauthorized') return sessionEnded();
+  alertText(err.code === 'invalid_credentials' ? 'That password is not right.' : describe(err));
+  if (err.code === 'reauth_required') return offerReauth(reauth);
+  markInvalid(f, fieldOf(err));
+}
+
 function contactSection(me) {
-  const reauth = h('p', { class: 'reauth', hidden: true }, h('a', { href: `./?reauth=1&next=${encodeURIComponent('account.html')}`, class: 'primary button-link' }, 'Sign in again'));
+  const reauth = reauthLink();
   const start = async (kind, button) => {
     clearMessages();
     reauth.hidden = true;
@@ -89,10 +104,7 @@ function contactSection(me) {
       button.disabled = false;
       if (err.code === 'unauthorized') return sessionEnded();
       alertText(describe(err));
-      if (err.code === 'reauth_required') {
-        reauth.hidden = false;
-        reauth.querySelector('a').focus();
-      }
+      if (err.code === 'reauth_required') offerReauth(reauth);
     }
   };
   return h('section', { 'aria-labelledby': 'contact-h' },
@@ -111,6 +123,7 @@ function contactSection(me) {
 
 function questionsSection(me, root) {
   const details = h('details', {}, h('summary', {}, me.hasSecurityQuestions ? 'Change security questions' : 'Set up security questions'));
+  const reauth = reauthLink();
   details.addEventListener('toggle', async () => {
     if (!details.open || details.querySelector('form')) return;
     let catalogue;
@@ -132,20 +145,24 @@ function questionsSection(me, root) {
         if (new Set(answers.map((a) => a.questionId)).size !== 3) return refuse(f, 'q1', 'Choose three different questions.');
         const empty = answers.findIndex((a) => !a.answer);
         if (empty >= 0) return refuse(f, `a${empty}`, 'Answer all three questions.');
+        const password = f.elements.namedItem('questions-password').value;
+        if (!password) return refuse(f, 'questions-password', 'Enter your password to save the questions.');
+        reauth.hidden = true;
         try {
-          await busy(f, () => api.put('/v1/me/security-questions', { answers }));
+          await busy(f, () => api.put('/v1/me/security-questions', { answers, password }));
           alertText('');
           await load(root, '#questions-h');
-          say('Your security questions are saved.');
+          say('Your security questions are saved. We told your phone and email about the change.');
         } catch (err) {
-          if (err.code === 'unauthorized') return sessionEnded();
-          alertText(describe(err));
-          markInvalid(f, 'a0');
+          refused(err, f, reauth, (e) => (['invalid_credentials', 'account_locked'].includes(e.code) ? 'questions-password' : 'a0'));
+          if (err.code === 'invalid_credentials') f.elements.namedItem('questions-password').select();
         }
       },
       h('p', { class: 'hint' }, 'Pick answers you will remember years from now. Capitals and extra spaces do not matter.'),
       row(0), row(1), row(2),
+      field({ id: 'questions-password', label: 'Your password', hint: 'To make sure it is you. We will tell your phone and email that the questions changed.', type: 'password', autocomplete: 'current-password', maxlength: 1024, required: true }),
       actions(primary('Save questions')),
+      reauth,
     );
     details.append(f);
     focusFirst(f);
@@ -179,26 +196,31 @@ function devicesSection(me, root) {
     : h('p', { class: 'hint' }, 'No device is bound to this account.');
 
   const bind = h('details', {}, h('summary', {}, 'Bind a device'));
+  const reauth = reauthLink();
   const f = form(
     async (f) => {
       const imei = value(f, 'imei').replace(/[\s-]/g, '');
       const model = value(f, 'model');
+      const attestation = value(f, 'attestation').replace(/\s/g, '');
       if (!/^\d{15}$/.test(imei) || !luhnOk(imei)) return refuse(f, 'imei', describe({ code: 'imei_invalid' }));
       if (!model) return refuse(f, 'model', 'Give the device a name, for example "Xiaomi 14".');
+      if (!attestation) return refuse(f, 'attestation', 'Enter the device attestation the phone shows.');
+      reauth.hidden = true;
       try {
-        await busy(f, () => api.post('/v1/me/devices', { imei, model }));
+        await busy(f, () => api.post('/v1/me/devices', { imei, model, attestation }));
         alertText('');
         await load(root, '#devices-h');
-        say(`${model} is now bound to this account.`);
+        say(`${model} is now bound to this account. We told your phone and email.`);
       } catch (err) {
-        if (err.code === 'unauthorized') return sessionEnded();
-        alertText(describe(err));
-        markInvalid(f, err.code === 'validation_failed' ? (err.body.errors?.[0]?.path ?? '').split('.').pop() || 'imei' : 'imei');
+        refused(err, f, reauth, (e) =>
+          e.code === 'attestation_invalid' ? 'attestation' : e.code === 'validation_failed' ? (e.body.errors?.[0]?.path ?? '').split('.').pop() || 'imei' : 'imei');
       }
     },
     field({ id: 'imei', label: 'IMEI', hint: '15 digits. Dial *#06# on the phone to see it.', inputmode: 'numeric', autocomplete: 'off', maxlength: 20, required: true }),
     field({ id: 'model', label: 'Device name', hint: 'For example "Xiaomi 14".', autocomplete: 'off', maxlength: 100, required: true }),
+    field({ id: 'attestation', label: 'Device attestation', hint: 'The proof a phone presents when it binds itself to an account: copy it from the phone. It shows that the phone is in your hands.', autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', maxlength: 200, required: true }),
     actions(primary('Bind device')),
+    reauth,
   );
   bind.append(f);
   bind.addEventListener('toggle', () => bind.open && focusFirst(f));

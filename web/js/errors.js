@@ -34,7 +34,6 @@ export const PASSWORD_REASONS = {
   too_long: 'Use at most 128 characters.',
   too_common: 'It is too easy to guess: add a few uncommon words.',
   same_as_identifier: 'It must not be your email, phone number or account ID.',
-  same_as_current: 'It must differ from your current password.',
 };
 
 /** Field names in validation errors ("body.imei") → what the person calls them. */
@@ -52,6 +51,7 @@ const FIELDS = {
   password: 'Password',
   confirmation: 'Confirmation',
   model: 'Device name',
+  attestation: 'Device attestation',
 };
 
 /** code → (details) → sentence. Keep in step with PROBLEMS in api/problem.ts (the browser test checks). */
@@ -82,17 +82,18 @@ export const MESSAGES = {
   document_outdated: () => 'A document changed while you were reading it. Please read the current version and accept again.',
   phone_taken: () => 'That phone number belongs to another account. Use another number.',
   email_taken: () => 'That email address belongs to another account. Use another address.',
-  too_many_attempts: (e) => `Too many wrong attempts.${wait(e.retryAfter)}`,
+  too_many_attempts: (e) => `Too many wrong codes or answers were tried for this account.${wait(e.retryAfter)}`,
   rate_limited: (e) => `Too many requests from here.${wait(e.retryAfter)}`,
   invalid_credentials: () => 'The account or the password is not right.',
   unauthorized: () => 'You are not signed in, or your session has ended. Please sign in.',
-  reauth_required: () => 'For your safety, sign in again before you change your phone number or email address.',
+  reauth_required: () => 'For your safety, sign in again before you change your sign-in details, security questions or devices.',
   account_locked: (e) => {
     const left = e.lockedUntil ? (Date.parse(e.lockedUntil) - Date.now()) / 1000 : e.retryAfter;
     const when = left > 0 ? ` Try again in ${duration(left)}${e.lockedUntil ? ` (after ${clock(e.lockedUntil)})` : ''},` : ' Try again later,';
     return `This account is locked for a while after too many wrong passwords.${when} or reset your password.`;
   },
   imei_invalid: () => 'That is not a valid IMEI. It has 15 digits: dial *#06# on the phone to see it.',
+  attestation_invalid: () => 'The device attestation does not match this IMEI. Copy it again from the phone, exactly as the phone shows it.',
   device_bound: () => 'That device is already bound to an account. Remove it from that account first.',
   device_not_found: () => 'That device is no longer on this account.',
   case_not_found: () => 'That support case was not found.',

@@ -1,11 +1,12 @@
 /**
  * The wizard engine shared by reset, sign-up and the change-phone/email wizards. The Flow object from the API
  * decides the screen: `status` when the flow has ended, else `step`. The flow id lives in the address bar
- * (?flow=…), so a reload or a second tab resumes where the flow is; waiting screens poll, and any tab that
- * comes back into view re-reads the flow.
+ * (?flow=…) and a reset's or sign-up's flow secret in localStorage (api.js sends it), so a reload or a second
+ * tab of this browser resumes where the flow is; another browser with the same address gets "not found" and
+ * starts over. Waiting screens poll, and any tab that comes back into view re-reads the flow.
  */
 import * as api from './api.js';
-import { MESSAGES, PASSWORD_REASONS, clock, describe } from './errors.js';
+import { MESSAGES, PASSWORD_REASONS, clock, describe, duration } from './errors.js';
 import {
   alertText, busy, clearTimers, countdown, estimateStrength, every, field, focusFirst, h, markInvalid, param,
   revealButton, say, secondsUntil, setFlowParam,
@@ -50,6 +51,7 @@ export class FlowController {
     } catch (err) {
       say('');
       if (err.code === 'flow_not_found' || err.code === 'validation_failed') {
+        api.flowSecrets.forget(flowId); // unknown, or not this browser's: start over
         this.restart();
         alertText(MESSAGES.flow_not_found());
       } else if (err.code === 'unauthorized') {
@@ -80,6 +82,7 @@ export class FlowController {
     this.flow = flow;
     this.shown = as ?? keyOf(flow);
     setFlowParam(flow.flowId);
+    if (flow.status !== 'active') api.flowSecrets.forget(flow.flowId); // ended: a reload need not resume it
     if (!keepAlert) alertText('');
     say('');
     const screen = this.screens[this.shown] ?? this.screens.unknown;
@@ -247,6 +250,21 @@ export function isNewContactCode(flow) {
   return !!flow.codeExpiresAt && secondsUntil(flow.codeExpiresAt) > 3600;
 }
 
+/**
+ * v1.1: the Flow carries `holdSeconds` on the steps after which a hold will follow (identity proven with security
+ * questions or support, not with a code to a channel on file). Said before the step is done, not after.
+ */
+export function holdNotice(flow) {
+  if (!(flow.holdSeconds > 0)) return null;
+  const how = 'Because you confirmed it is you with security questions or with the help of support, not with a code sent to ';
+  const hold = h('strong', {}, `a hold of ${duration(flow.holdSeconds)}`);
+  return h('p', { class: 'notice', id: 'hold-notice' }, isChange(flow)
+    ? [how, `your current phone or email, the new ${contactWord(flow)} replaces the old one only after `, hold,
+      `. Every phone number and email address on the account, the old ${contactWord(flow)} included, will be told and can cancel the change until then.`]
+    : [how, 'your phone or email, your new password takes effect only after ', hold,
+      '. Every phone number and email address on the account will be told and can cancel it until then. Your old password keeps working meanwhile.']);
+}
+
 // ---------------------------------------------------------------- the shared screens
 
 function captchaScreen(flow, ctl) {
@@ -334,6 +352,7 @@ function codeScreen(flow, ctl) {
   return [
     h('h2', {}, title),
     h('p', {}, `We sent a 6-digit code ${how} to `, dest, '.', second ? ` It is valid for ${validity(flow)}.` : ''),
+    isChange(flow) ? holdNotice(flow) : null,
     f,
   ];
 }
@@ -429,7 +448,7 @@ function passwordScreen(flow, ctl) {
     h('div', { class: 'field' }, h('label', { for: 'confirmation' }, 'Type it again'), confirm),
     actions(primary(flow.kind === 'sign_up' ? 'Create account' : 'Change password')),
   );
-  return [h('h2', {}, flow.kind === 'sign_up' ? 'Choose a password' : 'Choose a new password'), f];
+  return [h('h2', {}, flow.kind === 'sign_up' ? 'Choose a password' : 'Choose a new password'), holdNotice(flow), f];
 }
 
 function holdScreen(flow, ctl) {
@@ -439,9 +458,19 @@ function holdScreen(flow, ctl) {
     left.textContent = s > 0 ? countdown(s) : 'any moment now';
   });
   ctl.poll();
+  const at = [h('strong', {}, clock(flow.holdUntil)), ' (in ', left, ')'];
+  if (isChange(flow)) {
+    const what = contactWord(flow);
+    return [
+      h('h2', {}, `Your new ${what} is waiting`),
+      h('p', {}, `For your safety, your new ${what} replaces the old one at `, at, `, because you did not confirm it is you with a code sent to your current phone or email.`),
+      h('p', {}, `We told every phone number and email address on the account, your old ${what} too. Each message has a link that cancels the change until then.`),
+      h('p', {}, `Until then your old ${what} stays on the account. This page updates itself.`),
+    ];
+  }
   return [
     h('h2', {}, 'Your new password is waiting'),
-    h('p', {}, 'For your safety, your new password takes effect at ', h('strong', {}, clock(flow.holdUntil)), ' (in ', left, '), because this reset did not use a code sent to your phone or email.'),
+    h('p', {}, 'For your safety, your new password takes effect at ', at, ', because this reset did not use a code sent to your phone or email.'),
     h('p', {}, 'We told every phone number and email address on the account. If the reset was not you, the owner can cancel it until then with the link in that message.'),
     h('p', {}, 'Until then your old password still works. This page updates itself.'),
   ];
@@ -492,7 +521,7 @@ function newContactScreen(which) {
         : field({ id: 'email', label: 'New email address', type: 'email', autocomplete: 'email', maxlength: 254, required: true }),
       actions(primary('Next')),
     );
-    return [h('h2', {}, isPhone ? 'Your new phone number' : 'Your new email address'), h('p', {}, `We will send a code to the new ${isPhone ? 'number' : 'address'} to check it is yours.`), f];
+    return [h('h2', {}, isPhone ? 'Your new phone number' : 'Your new email address'), h('p', {}, `We will send a code to the new ${isPhone ? 'number' : 'address'} to check it is yours.`), holdNotice(flow), f];
   };
 }
 
@@ -544,11 +573,13 @@ function confirmContactScreen(which) {
     const change = () => ctl.show(ctl.flow, { as: `new_${which}` });
     const page = form(send,
       h('p', {}, `We will send a code to `, h('strong', { class: isPhone ? 'nowrap' : 'addr' }, shown), '.'),
+      holdNotice(flow),
       actions(primary('Yes, send the code'), secondary(isPhone ? 'No, use another number' : 'No, use another address', change)));
     const dlg = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-text' });
     const dform = h('form', { method: 'dialog' },
       h('h2', { id: 'confirm-title' }, isPhone ? 'Is this number right?' : 'Is this address right?'),
-      h('p', { id: 'confirm-text' }, `Is `, h('strong', { class: isPhone ? 'nowrap' : 'addr' }, shown), ' right? We will send a code to it.'),
+      h('p', { id: 'confirm-text' }, `Is `, h('strong', { class: isPhone ? 'nowrap' : 'addr' }, shown), ' right? We will send a code to it.',
+        flow.holdSeconds > 0 ? ` Once it is confirmed, the change waits ${duration(flow.holdSeconds)} before it takes effect.` : ''),
       h('div', { class: 'actions' },
         h('button', { type: 'submit', class: 'primary', value: 'yes', autofocus: true }, 'Yes, send the code'),
         h('button', { type: 'submit', class: 'secondary', value: 'no' }, isPhone ? 'No, change it' : 'No, change it')));
@@ -590,8 +621,12 @@ const SHARED = {
       ? ended('The code has lapsed', `The code for your new ${contactWord(flow)} was not used in time, so nothing changed. Please start again.`, ctl)
       : ended('This request has expired', `The ${KIND_TITLE[flow.kind] ?? 'request'} took too long, so nothing changed. Please start again.`, ctl),
   cancelled: (flow, ctl) => {
-    if (flow.reason === 'vetoed') return ended('The reset was cancelled', 'It was cancelled with the link in the message we sent to the account. The password did not change.', ctl);
-    if (String(flow.reason ?? '').startsWith('superseded')) return ended('A newer request replaced this one', 'You (or someone) started again, so this request no longer works. Continue in the newest tab, or start again.', ctl);
+    if (flow.reason === 'vetoed') {
+      return isChange(flow)
+        ? ended('The change was cancelled', `It was cancelled with the link in the message we sent to the account. Your ${contactWord(flow)} did not change.`, ctl)
+        : ended('The reset was cancelled', 'It was cancelled with the link in the message we sent to the account. The password did not change.', ctl);
+    }
+    if (String(flow.reason ?? '').startsWith('superseded')) return ended('A newer request replaced this one', 'A newer request for this account was started, so this one no longer works. Continue with the newer one, or start again.', ctl);
     if (flow.reason === 'signed_out') return ended('Change cancelled', 'You signed out meanwhile, so nothing changed.', ctl);
     if (flow.reason === 'phone_taken' || flow.reason === 'email_taken') {
       return ended('Someone was quicker', `That ${flow.reason === 'phone_taken' ? 'phone number' : 'email address'} was just used for another account, so no account was created.`, ctl);
