@@ -2,6 +2,7 @@
 export { issueCode, deliverCode } from './codes';
 export {
   findRecoveryTarget,
+  findAndClaimRecoveryTarget,
   claimActiveFlow,
   releaseActiveFlow,
   recordFailedAttempt,

@@ -79,6 +79,18 @@ export async function findRecoveryTarget({ identifier }: { flowId: string; ident
   return { accountId: account._id, channel, destinationHint, questions: questionsFor(account), identifiers };
 }
 
+/**
+ * The recovery target and, for an account, the claim of its one active reset, in one activity: the flow
+ * does the same work before its captcha whether or not an account matches. Retried, it finds the claim
+ * already its own and reports no previous flow.
+ */
+export async function findAndClaimRecoveryTarget(input: { flowId: string; identifier: string }): Promise<RecoveryTarget & { previousFlowId?: string }> {
+  const target = await findRecoveryTarget(input);
+  if (!target.accountId) return target;
+  const { previousFlowId } = await claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId: input.flowId });
+  return { ...target, previousFlowId };
+}
+
 export async function claimActiveFlow({ accountId, kind, flowId }: { accountId: string; kind: FlowKind; flowId: string }): Promise<{ previousFlowId?: string }> {
   const before = await Account.findOneAndUpdate({ _id: accountId }, { $set: { [`activeFlows.${kind}`]: flowId } }, { returnDocument: 'before' }).lean();
   const prev = (before?.activeFlows as Record<string, string> | undefined)?.[kind];

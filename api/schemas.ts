@@ -70,7 +70,7 @@ export const DeviceBody = z
   .object({
     imei: z.string().max(32),
     model: text(100).min(1),
-    attestation: text(128).min(1).describe("The device's attestation: base64url(HMAC-SHA256(DEVICE_ATTESTATION_KEY, imei)), presented by the phone itself"),
+    attestation: text(128).optional().describe("The device's attestation: base64url(HMAC-SHA256(DEVICE_ATTESTATION_KEY, imei)), presented by the phone itself"),
   })
   .strict();
 export const DeviceSchema = z.object({ deviceId: z.string(), model: z.string(), imeiHint: z.string(), boundAt: iso });

@@ -50,8 +50,9 @@ test('200 existing vs 200 unknown identifiers: same answers, medians within 5 ms
     const r = await h.api.post('/v1/flows/password-reset', { identifier });
     const ms = performance.now() - t;
     expect(r.status).toBe(201);
-    const { flowId, expiresAt, ...rest } = r.body as Record<string, unknown>;
+    const { flowId, expiresAt, flowSecret, ...rest } = r.body as Record<string, unknown>;
     expect(String(flowId)).toMatch(/^rst_[A-Za-z0-9_-]{22}$/);
+    expect(String(flowSecret)).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(Number.isNaN(Date.parse(String(expiresAt)))).toBe(false);
     shapes.add(JSON.stringify({ keys: Object.keys(r.body).sort(), rest }));
     return ms;
@@ -69,6 +70,6 @@ test('200 existing vs 200 unknown identifiers: same answers, medians within 5 ms
   const mk = median(times.known);
   const mu = median(times.unknown);
   process.stderr.write(`enumeration timing: median start ${mk.toFixed(2)} ms (existing) vs ${mu.toFixed(2)} ms (unknown), difference ${Math.abs(mk - mu).toFixed(2)} ms\n`);
-  expect(shapes.size).toBe(1); // field for field the same answer, but for the flow id and the deadline
+  expect(shapes.size).toBe(1); // field for field the same answer, but for the flow id, its secret and the deadline
   expect(Math.abs(mk - mu)).toBeLessThanOrEqual(5);
 }, 240_000);

@@ -15,6 +15,7 @@ describe('config', () => {
     CODE_HMAC_SECRET: 'x'.repeat(40),
     PAYLOAD_ENCRYPTION_KEY: `k1:${crypto.randomBytes(32).toString('base64')}`,
     OPS_TOKEN: 'an-ops-token-long-enough',
+    DEVICE_ATTESTATION_KEY: 'y'.repeat(40),
     PUBLIC_URL: 'https://account.example',
     SMS_PROVIDER: 'webhook',
     SMS_WEBHOOK_URL: 'https://sms.example/send',
@@ -25,6 +26,8 @@ describe('config', () => {
     expect(c).toMatchObject({ PORT: 3000, TEMPORAL_ADDRESS: 'localhost:7233', TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: 'account-recovery', OPS_TOKEN: 'dev-ops-token' });
     expect(c).toMatchObject({ RESET_CODE_TTL: 600_000, CHANGE_PHONE_CODE_TTL: 86_400_000, RESEND_COOLDOWN: 60_000, MAX_RESENDS: 5, MAX_CODE_ATTEMPTS: 5, MAX_ANSWER_ATTEMPTS: 3 });
     expect(c).toMatchObject({ FLOW_TTL: 3_600_000, SUPPORT_REVIEW_TTL: 259_200_000, RECOVERY_HOLD: 86_400_000, PRIVILEGED_SESSION_AGE: 3_600_000 });
+    expect(c).toMatchObject({ SIGNUP_MESSAGE_BUDGET: 1000, METRICS_ADDR: '127.0.0.1:9464' });
+    expect(c.DEVICE_ATTESTATION_KEY.length).toBeGreaterThanOrEqual(32);
     expect(c.CODE_HMAC_SECRET.length).toBeGreaterThanOrEqual(32);
     // generated once and kept
     expect(loadConfig({ DATA_DIR: require('node:os').tmpdir() + '/cfg-test' }).CODE_HMAC_SECRET).toBe(c.CODE_HMAC_SECRET);
@@ -39,7 +42,7 @@ describe('config', () => {
 
   test('production needs every secret', () => {
     expect(loadConfig(prodEnv).isProduction).toBe(true);
-    for (const name of ['CODE_HMAC_SECRET', 'PAYLOAD_ENCRYPTION_KEY', 'OPS_TOKEN', 'PUBLIC_URL']) {
+    for (const name of ['CODE_HMAC_SECRET', 'PAYLOAD_ENCRYPTION_KEY', 'OPS_TOKEN', 'DEVICE_ATTESTATION_KEY', 'PUBLIC_URL']) {
       const env: Record<string, string> = { ...prodEnv };
       delete env[name];
       expect(() => loadConfig(env)).toThrow(ConfigError);
@@ -151,6 +154,8 @@ describe('digests and sealing', () => {
     for (const l33t of ['P4$$w0rd1', 'p@ssw0rd!', 'P4$$w0rd!P4$$w0rd!', 'l3tm31n!']) expect(passwordProblems(l33t)).toContain('too_common');
     expect(passwordProblems('correct horse battery staple')).toEqual([]);
     expect(passwordProblems('x'.repeat(129))).toContain('too_long');
+    // only the first ZXCVBN_MAX_CHARS are judged (a bound on the event loop's time), and that still sees a weak one
+    expect(passwordProblems('password'.repeat(16))).toContain('too_common');
     expect(passwordProblems('jane@example.com', ['jane@example.com'])).toContain('same_as_identifier');
     expect(passwordProblems('correct horse battery staple')).toEqual([]);
     expect(passwordProblems('plain lowercase words are fine here')).toEqual([]);

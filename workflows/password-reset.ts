@@ -16,6 +16,7 @@ import { db, quickDb, slow } from './activities-proxy';
 import { FlowEnded, FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { supportReview } from './support-review';
+import type { RecoveryTarget } from '../activities/recovery';
 import {
   STEP_MISMATCH,
   cancelUpdate,
@@ -171,14 +172,26 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   );
 
   try {
-    const target = await quickDb().findRecoveryTarget({ flowId, identifier: input.identifier });
-    subject = { accountId: target.accountId, identifiers: target.identifiers };
-    attempts = new AccountAttempts(target.accountId);
-    if (target.accountId) {
-      // One active reset per account: this start supersedes the one before it.
+    let target: RecoveryTarget & { previousFlowId?: string };
+    if (patched(ONE_LOOKUP_PATCH)) {
+      // One activity for an account and for an unknown identifier alike (the look-up, and for an account
+      // the claim of its one active reset), and the superseded flow is told without waiting: what the flow
+      // does before its captcha takes the same time whether or not an account matches.
+      target = await quickDb().findAndClaimRecoveryTarget({ flowId, identifier: input.identifier });
+      subject = { accountId: target.accountId, identifiers: target.identifiers };
+      attempts = new AccountAttempts(target.accountId);
       claimedFor = target.accountId;
-      const { previousFlowId } = await quickDb().claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId });
-      if (previousFlowId) await supersede(previousFlowId, flowId);
+      if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
+    } else {
+      target = await quickDb().findRecoveryTarget({ flowId, identifier: input.identifier });
+      subject = { accountId: target.accountId, identifiers: target.identifiers };
+      attempts = new AccountAttempts(target.accountId);
+      if (target.accountId) {
+        // One active reset per account: this start supersedes the one before it.
+        claimedFor = target.accountId;
+        const { previousFlowId } = await quickDb().claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId });
+        if (previousFlowId) await supersede(previousFlowId, flowId);
+      }
     }
 
     // 1. Captcha: prove a human is here before anything is sent.
@@ -270,6 +283,8 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
 }
 
 const RELEASE_CLAIMED_PATCH = 'release-the-claimed-reset-marker';
+/** Flows started since this patch look up and claim in one activity and do not wait for the superseded flow. */
+const ONE_LOOKUP_PATCH = 'one-lookup-before-the-captcha';
 
 const allSteps = ['captcha', 'code', 'security_questions', 'support', 'support_review', 'new_password', 'hold'] as const;
 
