@@ -3,6 +3,7 @@ export { issueCode, deliverCode } from './codes';
 export {
   findRecoveryTarget,
   findAndClaimRecoveryTarget,
+  releaseRecoveryClaim,
   claimActiveFlow,
   releaseActiveFlow,
   recordFailedAttempt,

@@ -1,6 +1,6 @@
 /** Account look-ups and changes the recovery flows make. */
-import { Account, Session } from '../db/models';
-import { accountIdentifierKeys, unlockIdentifiers } from '../domain/limits';
+import { Account, Counter, Session } from '../db/models';
+import { accountIdentifierKeys, identifierKey, unlockIdentifiers } from '../domain/limits';
 import { config } from '../lib/config';
 import { keyedDigest, sha256, unseal, vetoTokenOf } from '../lib/secrets';
 import { maskEmail, maskPhone, parseIdentifier } from '../lib/identifiers';
@@ -80,16 +80,30 @@ export async function findRecoveryTarget({ identifier }: { flowId: string; ident
 }
 
 /**
- * The recovery target and, for an account, the claim of its one active reset, in one activity: the flow
- * does the same work before its captcha whether or not an account matches. Retried, it finds the claim
- * already its own and reports no previous flow.
+ * After the captcha, in one activity: the recovery target, and the claim of the identifier's one active
+ * reset. Every identifier has one, account or not, so that a flow superseded by a newer one tells its
+ * holder nothing about whether the identifier has an account. Retried, it finds the claim already its
+ * own and reports no previous flow.
  */
 export async function findAndClaimRecoveryTarget(input: { flowId: string; identifier: string }): Promise<RecoveryTarget & { previousFlowId?: string }> {
   const target = await findRecoveryTarget(input);
-  if (!target.accountId) return target;
-  const { previousFlowId } = await claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId: input.flowId });
-  return { ...target, previousFlowId };
+  const before = await Counter.findOneAndUpdate(
+    { _id: recoveryClaimId(input.identifier) },
+    { $set: { flowId: input.flowId, expire: new Date(Date.now() + RECOVERY_CLAIM_TTL_MS) } },
+    { upsert: true, returnDocument: 'before' },
+  ).lean();
+  const previous = before?.flowId;
+  return previous && previous !== input.flowId ? { ...target, previousFlowId: previous } : target;
 }
+
+/** Releases the identifier's claim while it is still this flow's (a newer flow's claim stays). */
+export async function releaseRecoveryClaim({ identifier, flowId }: { identifier: string; flowId: string }): Promise<void> {
+  await Counter.deleteOne({ _id: recoveryClaimId(identifier), flowId });
+}
+
+const recoveryClaimId = (identifier: string) => `active-reset:${identifierKey(identifier)}`;
+/** Longer than any reset lives (a support review and a hold included); a claim outlives its flow only if a release failed. */
+const RECOVERY_CLAIM_TTL_MS = 7 * 86_400_000;
 
 export async function claimActiveFlow({ accountId, kind, flowId }: { accountId: string; kind: FlowKind; flowId: string }): Promise<{ previousFlowId?: string }> {
   const before = await Account.findOneAndUpdate({ _id: accountId }, { $set: { [`activeFlows.${kind}`]: flowId } }, { returnDocument: 'before' }).lean();

@@ -5,7 +5,7 @@ import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
 import { openFlowsClient, temporalClient } from '../lib/temporal';
 import { Problem, problem, type ProblemCode } from './problem';
-import { beginGuess, guessKey } from '../domain/limits';
+import { beginGuess, guessKeys } from '../domain/limits';
 import { isFlowSecret } from '../lib/secrets';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
@@ -157,8 +157,8 @@ export function mapUpdateError(err: unknown): unknown {
   return err;
 }
 
-/** Problems that mean a guess was judged and wrong (it keeps its count); any other outcome gives the count back. */
-const WRONG_GUESS = new Set(['code_invalid', 'code_exhausted', 'answers_invalid', 'too_many_attempts']);
+/** Problems that mean a guess was not judged (it gives its count back); wrong guesses and unknown outcomes keep it. */
+const NOT_JUDGED = new Set(['step_mismatch', 'flow_not_found', 'code_expired', 'validation_failed']);
 
 /**
  * Sends a guess (a code, security answers) after counting it against the flow's account, across all
@@ -168,12 +168,13 @@ const WRONG_GUESS = new Set(['code_invalid', 'code_exhausted', 'answers_invalid'
 export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
   const subject = await ask(flowId, flowSubjectQuery, true);
   if (!subject) throw problem('step_mismatch', 'The flow has ended.');
-  const counted = await beginGuess(guessKey(subject));
+  const counted = await beginGuess(guessKeys(subject));
   let flow: Flow;
   try {
     flow = await update(flowId, def, ...args);
   } catch (err) {
-    if (!(err instanceof Problem && WRONG_GUESS.has(err.code))) await counted.refund();
+    // Given back only when the flow surely did not judge it; an error of unknown outcome keeps the count.
+    if (err instanceof Problem && NOT_JUDGED.has(err.code)) await counted.refund();
     throw err;
   }
   await counted.refund();

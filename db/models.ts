@@ -140,6 +140,8 @@ const counterSchema = new Schema(
     /** Sign-in locks: until when, and how many locks so far (each one doubles the next). */
     lockedUntil: Date,
     lockCount: Number,
+    /** The one active reset of an identifier: its flow. */
+    flowId: String,
     expire: { type: Date, required: true },
   },
   { versionKey: false },

@@ -10,7 +10,7 @@
  * | limit | key | budget | over it |
  * |---|---|---|---|
  * | sign-in lockout | each identifier tried (an unknown one locks too) | 10 per 15 min | 423 `account_locked` for 15 min, doubling per lock up to 24 h; a completed reset unlocks |
- * | recovery guesses | the flow's account (an identifier with no account: the identifier) | 20 wrong codes or answers per hour | 429 `too_many_attempts` for the rest of the hour, right guesses included |
+ * | recovery guesses | the identifier the flow started with, and its account | 20 wrong codes or answers per hour on each | 429 `too_many_attempts` for the rest of the hour, right guesses included |
  * | taken answers | the change flow, and its account | 3 per flow, 10 per account per 24 h | 429 `rate_limited` |
  * | one password per flow | the flow | 1 in progress or done | 409 `step_mismatch` |
  * | sign-up messages | the destination; all sign-ups | 5 per destination per 24 h; `SIGNUP_MESSAGE_BUDGET` per hour | nothing sent; captcha before the code |
@@ -144,9 +144,18 @@ export async function unlockIdentifiers(keys: string[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------------
 // Recovery guesses (codes, security answers), per account across its flows
 
-/** Whose guesses a flow spends: its account, or for an identifier with no account, that identifier. */
-export function guessKey(subject: { subjectAccountId?: string; identifiers: string[] }): string {
-  return subject.subjectAccountId ? `account:${subject.subjectAccountId}` : `identifier:${identifierKey(subject.identifiers[0] ?? '')}`;
+/**
+ * Whose guesses a flow spends: the identifier it was started with (a reset, a sign-up), and its account
+ * when it has one. Both must be under the budget, so guesses spent through a sign-up for an identifier
+ * block a reset for it whether or not it has an account, and a new flow by another identifier of the
+ * same account buys nothing either.
+ */
+export function guessKeys(subject: { subjectAccountId?: string; identifiers: string[]; identifier?: string }): string[] {
+  const keys: string[] = [];
+  const identifier = subject.identifier ?? (subject.subjectAccountId ? undefined : subject.identifiers[0]);
+  if (identifier !== undefined) keys.push(`identifier:${identifierKey(identifier)}`);
+  if (subject.subjectAccountId) keys.push(`account:${subject.subjectAccountId}`);
+  return keys;
 }
 
 export interface Guess {
@@ -154,14 +163,18 @@ export interface Guess {
   refund(): Promise<void>;
 }
 
-/** Counts a guess before it is judged; past GUESS_LIMIT in the hour, 429 too_many_attempts (right guesses too). */
-export async function beginGuess(key: string): Promise<Guess> {
-  const { n, window } = await count(`guesses:${key}`, GUESS_WINDOW_MS);
-  if (n > GUESS_LIMIT) {
-    const seconds = retryAfter(window.endsAt);
+/** Counts a guess against each key before it is judged; past GUESS_LIMIT in the hour on any, 429 too_many_attempts (right guesses too). */
+export async function beginGuess(keys: string[]): Promise<Guess> {
+  const now = Date.now();
+  const counted = await Promise.all(keys.map((key) => count(`guesses:${key}`, GUESS_WINDOW_MS, now)));
+  const refund = async () => void (await Promise.all(counted.map((c) => giveBack(c.window))));
+  const over = counted.filter((c) => c.n > GUESS_LIMIT);
+  if (over.length) {
+    await refund(); // not judged: it must not push the count on (a later hour starts from the real failures)
+    const seconds = retryAfter(Math.max(...over.map((c) => c.window.endsAt)));
     throw problem('too_many_attempts', `Too many wrong codes or answers; try again in ${seconds} s.`, { retryAfterSeconds: seconds }, { 'Retry-After': String(seconds) });
   }
-  return { refund: () => giveBack(window) };
+  return { refund };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -187,12 +200,24 @@ function rateLimited(untilMs: number, what: string) {
 // ---------------------------------------------------------------------------------------------------
 // One new password per flow
 
-/** Claims the flow's one password submission; a second one while the first is in progress or done is refused (409). */
+/**
+ * Claims the flow's one password submission: a second one while the first is being processed (or once it
+ * went through) is refused (409). A claim left by a process that died mid-request lapses after
+ * PASSWORD_CLAIM_MS, so a retry can take it over (the flow itself also accepts only one password).
+ */
 export async function claimPasswordStep(flowId: string): Promise<Guess> {
-  const { n, window } = await count(`password:${flowId}`, DAY);
-  if (n > 1) throw problem('step_mismatch', 'A password for this flow is already being set.');
-  return { refund: () => giveBack(window) };
+  const id = `password:${flowId}`;
+  const now = Date.now();
+  const expire = new Date(now + PASSWORD_CLAIM_MS);
+  const before = await Counter.findOneAndUpdate({ _id: id }, { $setOnInsert: { n: 1, expire } }, { upsert: true, returnDocument: 'before' }).lean();
+  const mine = !before || (before.expire.getTime() < now && (await Counter.updateOne({ _id: id, expire: before.expire }, { $set: { expire } })).modifiedCount === 1);
+  if (!mine) throw problem('step_mismatch', 'A password for this flow is already being set.');
+  return {
+    // the password did not go through: the next request may try (a done one keeps the claim until it lapses; the flow refuses it then)
+    refund: async () => void (await Counter.deleteOne({ _id: id, expire })),
+  };
 }
+const PASSWORD_CLAIM_MS = 30_000;
 
 // ---------------------------------------------------------------------------------------------------
 // Sign-up messages (SMS pumping)

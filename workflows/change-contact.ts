@@ -158,7 +158,12 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
       flow.end('cancelled', 'vetoed');
       return flow.ok();
     },
-    { validator: flow.expect('hold') },
+    {
+      validator: (..._args: unknown[]) => {
+        flow.expect('hold')();
+        if (applying) throw new Error(STEP_MISMATCH); // the hold is over: the change is being made
+      },
+    },
   );
   setHandler(
     confirmUpdate,

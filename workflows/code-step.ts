@@ -155,7 +155,12 @@ export class CodeStep {
     const wait = this.resendAt - Date.now();
     if (wait > 0) return this.flow.fail('resend_too_soon', { retryAfterMs: wait });
     this.resendsLeft -= 1;
-    await this.send();
+    if (patched(SHOW_BEFORE_ISSUE_PATCH)) {
+      // The new code shows at once and is issued meanwhile: a resend answers in the same time with or without an account.
+      void this.send().catch(() => undefined); // a code that could not be issued matches nothing: the user resends
+    } else {
+      await this.send();
+    }
     return this.flow.ok();
   }
 

@@ -96,6 +96,8 @@ export interface FlowSubject {
   ownerAccountId?: string;
   subjectAccountId?: string;
   identifiers: string[];
+  /** The identifier the flow was started with (a reset's, a sign-up's contact): guesses count against it too. */
+  identifier?: string;
 }
 export const flowSubjectQuery = defineQuery<FlowSubject>('flowSubject');
 

@@ -71,13 +71,25 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   let passwordHash: string | undefined;
   let vetoDigest: string | undefined;
   let vetoed = false;
+  /** The hold is over and the new password is being applied: nothing can cancel it any more. */
+  let applying = false;
   let attempts = new AccountAttempts(undefined);
 
   setHandler(flowQuery, () => flow.view());
-  setHandler(flowSubjectQuery, () => ({ subjectAccountId: subject.accountId, identifiers: subject.identifiers }));
+  setHandler(flowSubjectQuery, () => ({ subjectAccountId: subject.accountId, identifiers: subject.identifiers, identifier: input.identifier }));
   // The reason names no other flow: whoever holds this flow must not learn the id of the one that replaced it.
-  setHandler(supersededSignal, () => flow.end('cancelled', 'superseded'));
-  setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), { validator: flow.expect(...allSteps) });
+  setHandler(supersededSignal, () => {
+    if (!applying) flow.end('cancelled', 'superseded');
+  });
+  const notApplying = () => {
+    if (applying) throw new Error(STEP_MISMATCH);
+  };
+  setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), {
+    validator: () => {
+      flow.expect(...allSteps)();
+      notApplying();
+    },
+  });
 
   setHandler(
     newCaptchaUpdate,
@@ -168,21 +180,18 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       flow.end('cancelled', 'vetoed');
       return flow.ok();
     },
-    { validator: flow.expect('hold') },
+    {
+      validator: (..._args: unknown[]) => {
+        flow.expect('hold')();
+        notApplying();
+      },
+    },
   );
 
   try {
-    let target: RecoveryTarget & { previousFlowId?: string };
-    if (patched(ONE_LOOKUP_PATCH)) {
-      // One activity for an account and for an unknown identifier alike (the look-up, and for an account
-      // the claim of its one active reset), and the superseded flow is told without waiting: what the flow
-      // does before its captcha takes the same time whether or not an account matches.
-      target = await quickDb().findAndClaimRecoveryTarget({ flowId, identifier: input.identifier });
-      subject = { accountId: target.accountId, identifiers: target.identifiers };
-      attempts = new AccountAttempts(target.accountId);
-      claimedFor = target.accountId;
-      if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
-    } else {
+    let target!: RecoveryTarget & { previousFlowId?: string };
+    const oneLookup = patched(ONE_LOOKUP_PATCH);
+    if (!oneLookup) {
       target = await quickDb().findRecoveryTarget({ flowId, identifier: input.identifier });
       subject = { accountId: target.accountId, identifiers: target.identifiers };
       attempts = new AccountAttempts(target.accountId);
@@ -194,8 +203,18 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       }
     }
 
-    // 1. Captcha: prove a human is here before anything is sent.
+    // 1. Captcha: prove a human is here before anything is looked up or sent.
     await flow.until(() => captchaPassed);
+
+    if (oneLookup) {
+      // Since ONE_LOOKUP_PATCH: one activity after the captcha, the same for an account and for an unknown
+      // identifier: the look-up, and the claim of the identifier's one active reset (every identifier has
+      // one, so a superseded flow tells nothing about an account). The superseded flow is told without
+      // waiting. Wrong guesses are counted by the API for every flow (domain/limits.ts), not here.
+      target = await quickDb().findAndClaimRecoveryTarget({ flowId, identifier: input.identifier });
+      subject = { accountId: target.accountId, identifiers: target.identifiers };
+      if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
+    }
 
     // 2. A code to the channel the identifier names.
     codes = new CodeStep(
@@ -269,22 +288,31 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
     }
 
     // 7. Apply: new hash, every session revoked, lockout cleared, every channel told.
+    applying = true;
     await slow.applyPasswordReset({ flowId, accountId, passwordHash: passwordHash! });
     flow.end('completed');
   } catch (err) {
     if (!(err instanceof FlowEnded)) throw err;
   } finally {
-    // Release the marker this flow claimed. Before RELEASE_CLAIMED_PATCH the release went to the subject,
-    // which an approved support case naming another account had changed: the claimed marker stayed.
-    const holder = claimedFor !== subject.accountId && patched(RELEASE_CLAIMED_PATCH) ? claimedFor : subject.accountId;
-    if (holder) await quickDb().releaseActiveFlow({ accountId: holder, kind: 'password_reset', flowId });
+    if (patched(ONE_LOOKUP_PATCH)) {
+      await quickDb().releaseRecoveryClaim({ identifier: input.identifier, flowId });
+    } else {
+      // Release the marker this flow claimed. Before RELEASE_CLAIMED_PATCH the release went to the subject,
+      // which an approved support case naming another account had changed: the claimed marker stayed.
+      const holder = claimedFor !== subject.accountId && patched(RELEASE_CLAIMED_PATCH) ? claimedFor : subject.accountId;
+      if (holder) await quickDb().releaseActiveFlow({ accountId: holder, kind: 'password_reset', flowId });
+    }
   }
   return flow.view();
 }
 
 const RELEASE_CLAIMED_PATCH = 'release-the-claimed-reset-marker';
-/** Flows started since this patch look up and claim in one activity and do not wait for the superseded flow. */
-const ONE_LOOKUP_PATCH = 'one-lookup-before-the-captcha';
+/**
+ * Flows started since this patch look up after the captcha, in one activity, claim the one active reset
+ * of the identifier (not of the account), do not wait for the flow they supersede, and leave counting
+ * wrong guesses to the API.
+ */
+const ONE_LOOKUP_PATCH = 'one-lookup-after-the-captcha';
 
 const allSteps = ['captcha', 'code', 'security_questions', 'support', 'support_review', 'new_password', 'hold'] as const;
 

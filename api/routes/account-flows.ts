@@ -99,7 +99,7 @@ route(
     if ((body.phone === undefined) === (body.email === undefined)) throw invalid('body', 'send either phone or email');
     const contact: SignUpContact = body.phone !== undefined ? { kind: 'phone', value: phoneOf(body.phone) } : { kind: 'email', value: emailOf(body.email!) };
     await consume('startPerIp', req.ip ?? 'unknown');
-    await consume('startPerIdentifier', sha256(contact.value));
+    await consume('startPerIdentifier', sha256(`sign_up:${contact.value}`));
     // Past the hour's message budget (SMS pumping), a human shows up at the captcha before anything is sent.
     const captchaFirst = (await signUpBudgetSpent()) || undefined;
     const { flowId } = await startFlow(
@@ -137,7 +137,7 @@ for (const what of ['phone', 'email'] as const) {
     },
     async (req, res, { session }) => {
       requireRecentSignIn(session);
-      await consume('startPerIdentifier', sha256(session.accountId));
+      await consume('startPerIdentifier', sha256(`change:${session.accountId}`));
       const { flowId } = await startFlow(
         req,
         what === 'phone' ? 'change_phone' : 'change_email',

@@ -106,7 +106,7 @@ route(
     const id = parseIdentifier(body.identifier);
     if (!id) throw problem('validation_failed', 'identifier: an email, a phone number in E.164 (+8613800138000) or a 10-digit account id', { errors: [{ path: 'body.identifier', message: 'not an email, E.164 phone or account id' }] });
     await consume('startPerIp', req.ip ?? 'unknown');
-    await consume('startPerIdentifier', sha256(id.value));
+    await consume('startPerIdentifier', sha256(`password_reset:${id.value}`)); // per kind: sign-ups cannot use up a reset's starts
     const flow = await startFlow(req, 'password_reset', passwordReset.name, id.value, (flowId, expiresAt) => ({ flowId, identifier: id.value, settings: flowSettings(), expiresAt }), 'captcha');
     res.status(201).json(flow);
   },
