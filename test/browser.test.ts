@@ -184,6 +184,17 @@ async function flowOf(page: Page): Promise<any> {
 }
 
 /** Types into the focused field and presses Enter: the keyboard-only way through a step. */
+/** Reloads the page at `code` (it must resume the same flow there), then opens the same address in a second tab, which resumes too. */
+async function reloadThenSecondTab(s: Session, flowId: string): Promise<Page> {
+  await s.page.reload();
+  await atStep(s, 'code', { focus: 'code', shot: false });
+  expect(flowParam(s.page)).toBe(flowId);
+  const second = await s.newPage();
+  await second.goto(s.page.url());
+  await second.waitForSelector('.screen[data-step="code"] #code:focus');
+  return second;
+}
+
 async function typeAndEnter(page: Page, text: string) {
   await page.keyboard.type(text);
   await page.keyboard.press('Enter');
@@ -236,19 +247,12 @@ describe('forgot password', () => {
     expect(await page.getAttribute('#code', 'aria-invalid')).toBe('true');
     await s.shot('code-wrong');
 
-    // a reload resumes the same flow at the same step (the flow secret waits in localStorage, never in the URL)
+    // a reload resumes the same flow at the same step (the flow secret waits in localStorage, never in the URL); so does a second tab
     const flowId = flowParam(page);
     const secret = await secretOf(page);
     expect(secret).toMatch(/^[A-Za-z0-9_-]{22,}$/);
     expect(page.url()).not.toContain(secret!);
-    await page.reload();
-    await atStep(s, 'code', { focus: 'code', shot: false });
-    expect(flowParam(page)).toBe(flowId);
-    // so does the same address in a second tab
-    const second = await s.newPage();
-    await second.goto(page.url());
-    await second.waitForSelector('.screen[data-step="code"] #code:focus');
-    await second.close();
+    await (await reloadThenSecondTab(s, flowId!)).close();
 
     // resend after the cooldown: a new code, the old one void
     await page.waitForSelector('.resend button:not([disabled])', { timeout: 10_000 });
@@ -420,14 +424,8 @@ describe('forgot password', () => {
     for (const r of sent) expect(r.url).not.toContain(secret!);
     expect(page.url()).not.toContain(secret!);
 
-    // a reload mid-flow resumes at the same step
-    await page.reload();
-    await atStep(s, 'code', { focus: 'code', shot: false });
-    expect(flowParam(page)).toBe(flowId);
-    // a second tab on the same address resumes too, and drives the flow
-    const second = await s.newPage();
-    await second.goto(page.url());
-    await second.waitForSelector('.screen[data-step="code"] #code:focus');
+    // a reload mid-flow resumes at the same step; a second tab on the same address resumes too, and drives the flow
+    const second = await reloadThenSecondTab(s, flowId);
     await second.click('text=Not working?');
     await second.waitForSelector('.screen[data-step="security_questions"]');
     await page.bringToFront();
