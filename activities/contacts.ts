@@ -9,8 +9,7 @@ import { cancelFlowSignal, workflowIdOf, type Channel, type FlowKind } from '../
 import { contactKey, notifyAccount } from './accounts';
 import { deliver } from './delivery';
 import { contactChangeHoldMessage, contactChangedMessage } from './templates';
-import { config } from '../lib/config';
-import { sha256, vetoTokenOf } from '../lib/secrets';
+import { vetoLinkOf } from '../lib/secrets';
 
 export type ContactKind = 'phone' | 'email';
 
@@ -120,8 +119,7 @@ async function flowClient(): Promise<Client> {
  * token's digest; the token is derived, so a retried activity sends the same one.
  */
 export async function startContactChangeHold(input: { flowId: string; accountId: string; kind: ContactKind; newHint: string; holdUntil: string; round: number }): Promise<{ tokenDigest: string }> {
-  const token = vetoTokenOf(input.flowId);
-  const url = `${config().publicUrl}/veto?flow=${encodeURIComponent(input.flowId)}&token=${token}`;
+  const { url, tokenDigest } = vetoLinkOf(input.flowId);
   await notifyAccount(input.accountId, `${input.flowId}:hold:${input.round}`, contactChangeHoldMessage(input.kind, input.newHint, input.holdUntil, url), input.flowId);
-  return { tokenDigest: sha256(token) };
+  return { tokenDigest };
 }

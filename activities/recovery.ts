@@ -1,8 +1,7 @@
 /** Account look-ups and changes the recovery flows make. */
 import { Account, Counter, Session } from '../db/models';
 import { accountIdentifierKeys, identifierKey, unlockIdentifiers } from '../domain/limits';
-import { config } from '../lib/config';
-import { keyedDigest, sha256, unseal, vetoTokenOf } from '../lib/secrets';
+import { keyedDigest, unseal, vetoLinkOf } from '../lib/secrets';
 import { maskEmail, maskPhone, parseIdentifier } from '../lib/identifiers';
 import { SECURITY_QUESTIONS, normalizeAnswer } from '../lib/questions';
 import { verifySecret } from '../lib/passwords';
@@ -26,12 +25,7 @@ function derivedQuestions(identifier: string) {
   return order.slice(0, 3).map(({ q }) => ({ id: q.id, text: q.text }));
 }
 
-/**
- * Where a code "goes" for an account id with no account: a destination of the same shapes as real
- * ones (a phone masked by maskPhone, or an email masked by maskEmail for the accounts that have no
- * phone), stable per identifier, so the hint tells nothing about whether the account exists.
- */
-/** Number prefixes and their E.164 lengths (with the '+'). */
+/** Number prefixes and their E.164 lengths (with the '+'), for derivedDestination. */
 const HINT_PHONES: readonly (readonly [string, number])[] = [
   ['+1415555', 12],
   ['+1212555', 12],
@@ -43,6 +37,11 @@ const HINT_PHONES: readonly (readonly [string, number])[] = [
 ];
 const HINT_EMAIL_DOMAINS = ['gmail.com', 'outlook.com', 'yahoo.com', 'icloud.com', 'qq.com', '163.com'];
 const HINT_LETTERS = 'abcdefghijklmnoprstw';
+/**
+ * Where a code "goes" for an account id with no account: a destination of the same shapes as real
+ * ones (a phone masked by maskPhone, or an email masked by maskEmail for the accounts that have no
+ * phone), stable per identifier, so the hint tells nothing about whether the account exists.
+ */
 function derivedDestination(identifier: string): { channel: Channel; destinationHint: string } {
   const d = keyedDigest('destination-hint', identifier);
   const pick = <T>(list: readonly T[], at: number) => list[parseInt(d.slice(at, at + 4), 16) % list.length]!;
@@ -154,10 +153,9 @@ export async function verifySecurityAnswers({ flowId, accountId, sealedAnswers }
 /** Starts the recovery hold: every channel on file gets a one-time link to cancel. Returns the token's digest. */
 export async function startRecoveryHold({ flowId, accountId, holdUntil }: { flowId: string; accountId: string; holdUntil: string }): Promise<{ tokenDigest: string }> {
   // Derived rather than random, so a retried activity sends the same token it stores.
-  const token = vetoTokenOf(flowId);
-  const url = `${config().publicUrl}/veto?flow=${encodeURIComponent(flowId)}&token=${token}`;
+  const { url, tokenDigest } = vetoLinkOf(flowId);
   await notifyAccount(accountId, `${flowId}:hold`, recoveryHoldMessage(holdUntil, url), flowId);
-  return { tokenDigest: sha256(token) };
+  return { tokenDigest };
 }
 
 export async function applyPasswordReset({ flowId, accountId, passwordHash }: { flowId: string; accountId: string; passwordHash: string }): Promise<void> {

@@ -76,13 +76,22 @@ export const newAccountId = () => String(crypto.randomInt(1_000_000_000, 10_000_
  */
 export const flowSecretOf = (flowId: string) => Buffer.from(keyedDigest('flow-secret', flowId), 'hex').toString('base64url');
 
-/** Whether `given` is the flow's secret (constant time; a missing one never is). */
-export function isFlowSecret(flowId: string, given: string | undefined): boolean {
-  return constantTimeEqual(sha256(flowSecretOf(flowId)), sha256(given ?? ''));
+/** Whether `given` is the derived secret `expected` (a flow secret, a veto token, an attestation): constant time, whatever their lengths; a missing one never is. */
+export function sameSecret(expected: string, given: string | undefined): boolean {
+  return constantTimeEqual(sha256(expected), sha256(given ?? ''));
 }
+
+/** The flows a secret drives (anonymous ones); the others are driven with their owner's session. */
+export const drivenBySecret = (kind: FlowKind) => kind === 'password_reset' || kind === 'sign_up';
 
 /** The one-time cancel token of a flow's hold notice (derived, so a retried activity sends the same one). */
 export const vetoTokenOf = (flowId: string) => Buffer.from(keyedDigest('veto', flowId), 'hex').subarray(0, 24).toString('base64url');
+
+/** The cancel link a hold notice carries (PUBLIC_URL, never the request's Host), and the token's digest the flow compares. */
+export function vetoLinkOf(flowId: string): { url: string; tokenDigest: string } {
+  const token = vetoTokenOf(flowId);
+  return { url: `${config().publicUrl}/veto?flow=${encodeURIComponent(flowId)}&token=${token}`, tokenDigest: sha256(token) };
+}
 
 /**
  * A device's attestation: base64url(HMAC-SHA256(DEVICE_ATTESTATION_KEY, imei)). It stands in for the

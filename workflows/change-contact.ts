@@ -17,7 +17,8 @@
  */
 import { condition, patched, setHandler } from '@temporalio/workflow';
 import { db, quickDb } from './activities-proxy';
-import { FlowEnded, FlowState, sameDigest } from './flow-state';
+import { FlowEnded, FlowState } from './flow-state';
+import { Hold } from './hold';
 import { AccountAttempts, CodeStep } from './code-step';
 import { VerifyIdentity } from './steps';
 import { supersede } from './password-reset';
@@ -34,7 +35,6 @@ import {
   resendCodeUpdate,
   submitCodeUpdate,
   supersededSignal,
-  vetoUpdate,
   type Flow,
   type FlowResult,
   type FlowSettings,
@@ -56,9 +56,10 @@ export interface ChangeContactInput {
 
 /**
  * Flows started since this patch hold a change proven by security answers or support (not by a code to
- * a channel on file) before making it, as a reset does; before it the change was made at once.
+ * a channel on file) before making it, as a reset does (before it the change was made at once), and
+ * leave counting wrong guesses to the API (before it an activity counted each one a second time).
  */
-const CHANGE_HOLD_PATCH = 'hold-a-change-proven-without-a-channel';
+const CHANGE_RULES_PATCH = 'hold-unproven-changes-and-count-guesses-in-the-api';
 
 export async function changePhone(input: ChangeContactInput): Promise<Flow> {
   return changeContact('phone', input);
@@ -77,7 +78,10 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   const { flowId, accountId, settings } = input;
   const k = KINDS[what];
   const flow = new FlowState(flowId, k.kind, 'code', input.expiresAt);
-  const attempts = new AccountAttempts(accountId);
+  // Since this patch wrong guesses are counted by the API alone (domain/limits.ts, before each guess), and a
+  // change proven without a channel on file is held.
+  const v11 = patched(CHANGE_RULES_PATCH);
+  const attempts = new AccountAttempts(v11 ? undefined : accountId);
 
   let identity: VerifyIdentity | undefined;
   let newCodes: CodeStep | undefined;
@@ -88,14 +92,12 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   let newHint = '';
   let confirmed = false;
   let takenMeanwhile = false;
-  let applying = false;
   /** A change proven without a channel on file waits out a hold that every channel on file can veto. */
+  const hold = new Hold(flow);
   let holdView: Partial<Flow> = {};
-  let vetoDigest: string | undefined;
-  let vetoed = false;
   let holds = 0;
   const cancel = (reason: string) => {
-    if (!applying) flow.end('cancelled', reason); // once the change is being made, it completes
+    if (!hold.applying) flow.end('cancelled', reason); // once the change is being made, it completes
   };
 
   setHandler(flowQuery, () => flow.view());
@@ -109,7 +111,7 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   setHandler(cancelUpdate, () => (cancel('cancelled_by_user'), flow.ok()), {
     validator: () => {
       flow.expect('code', 'security_questions', 'support', 'support_review', k.choose, k.confirm, 'hold')();
-      if (applying) throw new Error(STEP_MISMATCH);
+      hold.refuseWhileApplying();
     },
   });
   const atCode = (..._args: unknown[]) => {
@@ -151,21 +153,6 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   if (what === 'phone') setHandler(newPhoneUpdate, ({ phone }) => chooseNew(phone), { validator: choosing });
   else setHandler(newEmailUpdate, ({ email }) => chooseNew(email), { validator: choosing });
   setHandler(
-    vetoUpdate,
-    ({ tokenDigest }) => {
-      if (!sameDigest(vetoDigest, tokenDigest)) return flow.fail('token_invalid');
-      vetoed = true;
-      flow.end('cancelled', 'vetoed');
-      return flow.ok();
-    },
-    {
-      validator: (..._args: unknown[]) => {
-        flow.expect('hold')();
-        if (applying) throw new Error(STEP_MISMATCH); // the hold is over: the change is being made
-      },
-    },
-  );
-  setHandler(
     confirmUpdate,
     async () => {
       confirmed = true;
@@ -186,7 +173,7 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
     await identity.start();
     codeSent = true;
     if (!(await identity.proven())) return flow.view();
-    const held = identity.provedBy !== 'code' && patched(CHANGE_HOLD_PATCH);
+    const held = v11 && identity.provedBy !== 'code';
     if (held) holdView = { holdSeconds: Math.round(settings.recoveryHoldMs / 1000) };
 
     for (;;) {
@@ -215,19 +202,14 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
       // 4. Proven by security answers or support: the hold, as a reset has. Every channel on file, the one
       //    being replaced included, is told and can veto; nothing changes before holdUntil.
       if (held) {
-        holds += 1;
-        const holdUntil = Date.now() + settings.recoveryHoldMs;
-        flow.deadline = holdUntil;
-        flow.goTo('hold', { holdUntil: new Date(holdUntil).toISOString() });
-        ({ tokenDigest: vetoDigest } = await db.startContactChangeHold({ flowId, accountId, kind: what, newHint, holdUntil: new Date(holdUntil).toISOString(), round: holds }));
-        await condition(() => vetoed || !flow.active, settings.recoveryHoldMs);
-        if (!flow.active) throw new FlowEnded(flow.status);
+        const round = ++holds; // a message key of its own for each hold (a taken contact sends the user round again)
+        await hold.wait(settings.recoveryHoldMs, (holdUntil) => db.startContactChangeHold({ flowId, accountId, kind: what, newHint, holdUntil, round }));
       }
 
       // 5. Replace it.
-      applying = true;
+      hold.applying = true;
       const { outcome } = await db.applyContactChange({ flowId, accountId, kind: what, value: newValue!, sessionId: input.sessionId });
-      applying = false;
+      hold.applying = false;
       if (outcome === 'applied') break;
       if (outcome === 'signed_out') {
         flow.end('cancelled', 'signed_out');

@@ -11,11 +11,12 @@
  * An identifier that matches no account walks the same steps with the same answers; nothing is sent
  * and no code or answer is ever accepted.
  */
-import { executeChild, getExternalWorkflowHandle, condition, patched, setHandler, ParentClosePolicy } from '@temporalio/workflow';
+import { executeChild, getExternalWorkflowHandle, patched, setHandler, ParentClosePolicy } from '@temporalio/workflow';
 import { db, quickDb, slow } from './activities-proxy';
 import { FlowEnded, FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { supportReview } from './support-review';
+import { Hold } from './hold';
 import type { RecoveryTarget } from '../activities/recovery';
 import {
   STEP_MISMATCH,
@@ -31,7 +32,6 @@ import {
   submitCodeUpdate,
   submitSupportUpdate,
   supersededSignal,
-  vetoUpdate,
   workflowIdOf,
   type Flow,
   type FlowSettings,
@@ -69,25 +69,19 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   let answerAttemptsLeft = settings.maxAnswerAttempts;
   let supportForm: SupportForm | undefined;
   let passwordHash: string | undefined;
-  let vetoDigest: string | undefined;
-  let vetoed = false;
-  /** The hold is over and the new password is being applied: nothing can cancel it any more. */
-  let applying = false;
+  const hold = new Hold(flow);
   let attempts = new AccountAttempts(undefined);
 
   setHandler(flowQuery, () => flow.view());
   setHandler(flowSubjectQuery, () => ({ subjectAccountId: subject.accountId, identifiers: subject.identifiers, identifier: input.identifier }));
   // The reason names no other flow: whoever holds this flow must not learn the id of the one that replaced it.
   setHandler(supersededSignal, () => {
-    if (!applying) flow.end('cancelled', 'superseded');
+    if (!hold.applying) flow.end('cancelled', 'superseded');
   });
-  const notApplying = () => {
-    if (applying) throw new Error(STEP_MISMATCH);
-  };
   setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), {
     validator: () => {
       flow.expect(...allSteps)();
-      notApplying();
+      hold.refuseWhileApplying();
     },
   });
 
@@ -172,22 +166,6 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       },
     },
   );
-  setHandler(
-    vetoUpdate,
-    ({ tokenDigest }) => {
-      if (!sameDigest(vetoDigest, tokenDigest)) return flow.fail('token_invalid');
-      vetoed = true;
-      flow.end('cancelled', 'vetoed');
-      return flow.ok();
-    },
-    {
-      validator: (..._args: unknown[]) => {
-        flow.expect('hold')();
-        notApplying();
-      },
-    },
-  );
-
   try {
     let target!: RecoveryTarget & { previousFlowId?: string };
     const oneLookup = patched(ONE_LOOKUP_PATCH);
@@ -279,16 +257,11 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
 
     if (!provedChannelOnFile) {
       // 6. The recovery hold: every channel on file is told and can veto before the password changes.
-      const holdUntil = Date.now() + settings.recoveryHoldMs;
-      flow.deadline = holdUntil;
-      flow.goTo('hold', { holdUntil: new Date(holdUntil).toISOString() });
-      ({ tokenDigest: vetoDigest } = await db.startRecoveryHold({ flowId, accountId, holdUntil: new Date(holdUntil).toISOString() }));
-      await condition(() => vetoed || !flow.active, settings.recoveryHoldMs);
-      if (!flow.active) throw new FlowEnded(flow.status);
+      await hold.wait(settings.recoveryHoldMs, (holdUntil) => db.startRecoveryHold({ flowId, accountId, holdUntil }));
     }
 
     // 7. Apply: new hash, every session revoked, lockout cleared, every channel told.
-    applying = true;
+    hold.applying = true;
     await slow.applyPasswordReset({ flowId, accountId, passwordHash: passwordHash! });
     flow.end('completed');
   } catch (err) {

@@ -125,18 +125,15 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
   );
 
   try {
-    if (input.captchaFirst) {
-      // 1–2. While the hour's message budget is spent, a human answers the captcha before anything is sent.
-      await flow.until(() => captcha.passed);
-      await codes.send();
-      codeSent = true;
-      await flow.until(() => codes.verified);
-    } else {
-      // 1. A code to the phone or email given (for one that has an account: a notice to its owner instead).
-      await codes.send();
-      codeSent = true;
-      await flow.until(() => codes.verified);
+    // While the hour's message budget is spent (SMS pumping), a human answers the captcha before anything is sent.
+    if (input.captchaFirst) await flow.until(() => captcha.passed);
 
+    // 1. A code to the phone or email given (for one that has an account: a notice to its owner instead).
+    await codes.send();
+    codeSent = true;
+    await flow.until(() => codes.verified);
+
+    if (!input.captchaFirst) {
       // 2. Captcha: a human, not a bot creating accounts.
       flow.goTo('captcha');
       await flow.until(() => captcha.passed);
