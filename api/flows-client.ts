@@ -5,8 +5,8 @@ import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
 import { openFlowsClient, temporalClient } from '../lib/temporal';
 import { Problem, problem, type ProblemCode } from './problem';
-import { beginGuess, guessKeys } from '../domain/limits';
-import { isFlowSecret } from '../lib/secrets';
+import { beginGuess, counting, guessKeys } from '../domain/limits';
+import { drivenBySecret, flowSecretOf, sameSecret } from '../lib/secrets';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
 import type { Request } from 'express';
@@ -63,8 +63,8 @@ export async function querySubject(flowId: string): Promise<FlowSubject> {
 export async function authorizeFlow(req: Request, flowId: string): Promise<SessionInfo | undefined> {
   const kind = kindOfFlowId(flowId);
   if (!kind) throw problem('flow_not_found');
-  if (kind === 'password_reset' || kind === 'sign_up') {
-    if (!isFlowSecret(flowId, req.header('flow-secret'))) throw problem('flow_not_found');
+  if (drivenBySecret(kind)) {
+    if (!sameSecret(flowSecretOf(flowId), req.header('flow-secret'))) throw problem('flow_not_found');
     return undefined;
   }
   const session = await currentSession(req);
@@ -161,22 +161,13 @@ export function mapUpdateError(err: unknown): unknown {
 const NOT_JUDGED = new Set(['step_mismatch', 'flow_not_found', 'code_expired', 'validation_failed']);
 
 /**
- * Sends a guess (a code, security answers) after counting it against the flow's account, across all
- * its flows, before the flow judges it (domain/limits.ts): past the hour's budget even a right guess
- * answers 429, and simultaneous guesses cannot pass the budget.
+ * Sends a guess (a code, security answers) after counting it against the flow's identifier and account,
+ * across all their flows, before the flow judges it (domain/limits.ts): past the hour's budget even a
+ * right guess answers 429, and simultaneous guesses cannot pass the budget.
  */
 export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
   const subject = await ask(flowId, flowSubjectQuery, true);
   if (!subject) throw problem('step_mismatch', 'The flow has ended.');
-  const counted = await beginGuess(guessKeys(subject));
-  let flow: Flow;
-  try {
-    flow = await update(flowId, def, ...args);
-  } catch (err) {
-    // Given back only when the flow surely did not judge it; an error of unknown outcome keeps the count.
-    if (err instanceof Problem && NOT_JUDGED.has(err.code)) await counted.refund();
-    throw err;
-  }
-  await counted.refund();
+  const flow = await counting(await beginGuess(guessKeys(subject)), () => update(flowId, def, ...args), (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)));
   res.status(200).json(flow);
 }

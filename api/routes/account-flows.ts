@@ -5,14 +5,13 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { route } from '../registry';
-import { problem } from '../problem';
+import { Problem, problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
 import { requireRecentSignIn, type SessionInfo } from '../auth';
 import { authorizeFlow, drive, handleOf, queryFlow, update } from '../flows-client';
 import { startFlow, withSecret } from './flows';
-import { beginTakenProbe, signUpBudgetSpent } from '../../domain/limits';
-import { Problem } from '../problem';
+import { beginTakenProbe, counting, signUpBudgetSpent } from '../../domain/limits';
 import { config } from '../../lib/config';
 import { LEGAL_DOCUMENTS } from '../../lib/documents';
 import { flowSettings } from '../../lib/temporal';
@@ -65,15 +64,8 @@ function emailOf(text: string): string {
 async function probeNewContact(flowId: string, session: SessionInfo | undefined, send: () => Promise<Flow>): Promise<Flow> {
   // only change flows (driven with a session) take a new contact
   if (!session) throw problem('step_mismatch', 'This kind of flow does not take this action.');
-  const probe = await beginTakenProbe(flowId, session.accountId);
-  try {
-    const flow = await send();
-    await probe.refund();
-    return flow;
-  } catch (err) {
-    if (!(err instanceof Problem && (err.code === 'phone_taken' || err.code === 'email_taken'))) await probe.refund();
-    throw err;
-  }
+  const taken = (err?: unknown) => err instanceof Problem && (err.code === 'phone_taken' || err.code === 'email_taken');
+  return counting(await beginTakenProbe(flowId, session.accountId), send, taken);
 }
 
 /** The Flow once it shows its first step, the code sent: what a start answers. */

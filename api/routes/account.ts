@@ -9,7 +9,7 @@ import { confirmPassword, requireRecentSignIn, signIn } from '../auth';
 import { Account, Device, Session } from '../../db/models';
 import { SECURITY_QUESTIONS, normalizeAnswer } from '../../lib/questions';
 import { hashSecret } from '../../lib/passwords';
-import { constantTimeEqual, deviceAttestationOf, sha256 } from '../../lib/secrets';
+import { deviceAttestationOf, sameSecret, sha256 } from '../../lib/secrets';
 import { isValidImei } from '../../lib/luhn';
 import { maskEmail, maskPhone } from '../../lib/identifiers';
 import { imeiDigest } from '../../activities/support';
@@ -127,7 +127,7 @@ route(
     requireRecentSignIn(s, 'Sign in again to bind a device.');
     if (!isValidImei(body.imei)) throw problem('imei_invalid', 'An IMEI is 15 digits with a valid check digit (dial *#06#).');
     // The phone proves it is the device being bound: its attestation is the maker's keyed tag of its IMEI.
-    if (!constantTimeEqual(sha256(body.attestation ?? ''), sha256(deviceAttestationOf(body.imei)))) {
+    if (!sameSecret(deviceAttestationOf(body.imei), body.attestation)) {
       throw problem('attestation_invalid', 'The device attestation does not match this IMEI: a device binds itself.');
     }
     let device;

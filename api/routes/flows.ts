@@ -11,9 +11,9 @@ import { createSession } from '../auth';
 import { config } from '../../lib/config';
 import { flowSettings, temporalClient } from '../../lib/temporal';
 import { parseIdentifier } from '../../lib/identifiers';
-import { captchaDigest, codeDigest, constantTimeEqual, flowSecretOf, idempotentFlowId, newFlowId, seal, sha256, vetoTokenOf } from '../../lib/secrets';
+import { captchaDigest, codeDigest, drivenBySecret, flowSecretOf, idempotentFlowId, newFlowId, sameSecret, seal, sha256, vetoTokenOf } from '../../lib/secrets';
 import { hashSecret, passwordProblems } from '../../lib/passwords';
-import { claimPasswordStep } from '../../domain/limits';
+import { claimPasswordStep, counting } from '../../domain/limits';
 import { makeCaptcha } from '../../activities/captcha';
 import {
   KIND_SLUG,
@@ -89,7 +89,7 @@ export async function startFlow(
 
 /** A started flow as its start answers: an anonymous flow's secret goes with it, in this answer only (lib/secrets.ts). */
 export function withSecret(flow: Flow): Flow & { flowSecret?: string } {
-  return flow.kind === 'password_reset' || flow.kind === 'sign_up' ? { ...flow, flowSecret: flowSecretOf(flow.flowId) } : flow;
+  return drivenBySecret(flow.kind) ? { ...flow, flowSecret: flowSecretOf(flow.flowId) } : flow;
 }
 
 route(
@@ -279,15 +279,8 @@ route(
     const reasons = passwordProblems(body.password, subject.identifiers);
     if (reasons.length) throw problem('password_weak', `Choose another password: ${reasons.join(', ')}.`, { reasons });
     // One password per flow: a second request while the first is being processed (or after) changes nothing.
-    const claim = await claimPasswordStep(flowId);
-    let after: Flow;
-    try {
-      // The plain text stops here: the flow only ever sees the argon2id hash.
-      after = await update(flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) });
-    } catch (err) {
-      await claim.refund();
-      throw err;
-    }
+    // The plain text stops here: the flow only ever sees the argon2id hash.
+    const after = await counting(await claimPasswordStep(flowId), async () => update(flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) }), (err) => err === undefined);
     if (after.kind === 'sign_up' && after.status === 'completed' && after.accountId) {
       // Signed in: the session is made here, never in the flow's history, and shown in this one answer.
       const { token, expiresAt } = await createSession(after.accountId);
@@ -312,7 +305,7 @@ route(
   async (req, res, { body }) => {
     // The token is checked before the flow is looked up: a made-up flow id answers like a wrong token.
     const flowId = String(req.params.flowId);
-    if (!kindOfFlowId(flowId) || !constantTimeEqual(sha256(body.token), sha256(vetoTokenOf(flowId)))) throw problem('token_invalid');
+    if (!kindOfFlowId(flowId) || !sameSecret(vetoTokenOf(flowId), body.token)) throw problem('token_invalid');
     await drive(res, flowId, vetoUpdate, { tokenDigest: sha256(body.token) });
   },
 );
