@@ -158,13 +158,30 @@ export function guessKeys(subject: { subjectAccountId?: string; identifiers: str
   return keys;
 }
 
-export interface Guess {
-  /** The guess was not a wrong one (right, or not judged at all): it does not count. */
+/** An attempt counted before it is judged. */
+export interface Counted {
+  /** The attempt did not count after all (e.g. a right guess, or one never judged): its count goes back. */
   refund(): Promise<void>;
 }
 
+/**
+ * Runs `attempt` under a count taken before it, and gives the count back unless `keeps` says the attempt
+ * counted: `keeps(error)` when it failed, `keeps(undefined)` when it went through.
+ */
+export async function counting<T>(counted: Counted, attempt: () => Promise<T>, keeps: (error?: unknown) => boolean): Promise<T> {
+  let result: T;
+  try {
+    result = await attempt();
+  } catch (err) {
+    if (!keeps(err)) await counted.refund();
+    throw err;
+  }
+  if (!keeps(undefined)) await counted.refund();
+  return result;
+}
+
 /** Counts a guess against each key before it is judged; past GUESS_LIMIT in the hour on any, 429 too_many_attempts (right guesses too). */
-export async function beginGuess(keys: string[]): Promise<Guess> {
+export async function beginGuess(keys: string[]): Promise<Counted> {
   const now = Date.now();
   const counted = await Promise.all(keys.map((key) => count(`guesses:${key}`, GUESS_WINDOW_MS, now)));
   const refund = async () => void (await Promise.all(counted.map((c) => giveBack(c.window))));
@@ -181,7 +198,7 @@ export async function beginGuess(keys: string[]): Promise<Guess> {
 // "That phone/email belongs to another account" answers in change flows
 
 /** Counts a new-contact probe against the flow and the account; past either budget, 429 rate_limited. */
-export async function beginTakenProbe(flowId: string, accountId: string): Promise<Guess> {
+export async function beginTakenProbe(flowId: string, accountId: string): Promise<Counted> {
   const perFlow = await count(`taken-flow:${flowId}`, DAY);
   if (perFlow.n > TAKEN_PER_FLOW) throw rateLimited(perFlow.window.endsAt, 'this flow');
   const perAccount = await count(`taken-account:${accountId}`, DAY);
@@ -205,7 +222,7 @@ function rateLimited(untilMs: number, what: string) {
  * went through) is refused (409). A claim left by a process that died mid-request lapses after
  * PASSWORD_CLAIM_MS, so a retry can take it over (the flow itself also accepts only one password).
  */
-export async function claimPasswordStep(flowId: string): Promise<Guess> {
+export async function claimPasswordStep(flowId: string): Promise<Counted> {
   const id = `password:${flowId}`;
   const now = Date.now();
   const expire = new Date(now + PASSWORD_CLAIM_MS);
