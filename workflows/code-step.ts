@@ -142,12 +142,10 @@ export class CodeStep {
       await this.flow.movedOn('code');
       return this.flow.ok();
     }
-    code.attemptsLeft -= 1;
+    const left = (code.attemptsLeft -= 1); // this guess's own count: others may come in while it is recorded
     this.show();
     await this.attempts.recordFailure();
-    return code.attemptsLeft > 0
-      ? this.flow.fail('code_invalid', { attemptsLeft: code.attemptsLeft })
-      : this.flow.fail('code_exhausted', { attemptsLeft: 0 });
+    return left > 0 ? this.flow.fail('code_invalid', { attemptsLeft: left }) : this.flow.fail('code_exhausted', { attemptsLeft: 0 });
   }
 
   async resend(): Promise<FlowResult> {

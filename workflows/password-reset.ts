@@ -17,6 +17,7 @@ import { FlowEnded, FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { supportReview } from './support-review';
 import { Hold } from './hold';
+import { AnswerAttempts } from './answer-attempts';
 import type { RecoveryTarget } from '../activities/recovery';
 import {
   STEP_MISMATCH,
@@ -66,7 +67,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   let notWorkingAllowed = true;
   let wantsFallback = false;
   let questionsPassed = false;
-  let answerAttemptsLeft = settings.maxAnswerAttempts;
+  const answers = new AnswerAttempts(settings.maxAnswerAttempts);
   let supportForm: SupportForm | undefined;
   let passwordHash: string | undefined;
   const hold = new Hold(flow);
@@ -127,15 +128,16 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
     async ({ sealedAnswers }) => {
       const blocked = attempts.blockedForMs();
       if (blocked > 0) return flow.fail('too_many_attempts', { retryAfterMs: blocked });
+      answers.take();
       const { ok } = await slow.verifySecurityAnswers({ flowId, accountId: subject.accountId, sealedAnswers });
+      answers.settle(ok);
       if (ok) {
         questionsPassed = true;
       } else {
-        answerAttemptsLeft -= 1;
         await attempts.recordFailure();
-        if (answerAttemptsLeft > 0) {
-          flow.goTo('security_questions', { ...flow.stepView, attemptsLeft: answerAttemptsLeft });
-          return flow.fail('answers_invalid', { attemptsLeft: answerAttemptsLeft });
+        if (answers.left > 0) {
+          flow.goTo('security_questions', { ...flow.stepView, attemptsLeft: answers.left });
+          return flow.fail('answers_invalid', { attemptsLeft: answers.left });
         }
       }
       await flow.movedOn('security_questions');
@@ -210,8 +212,8 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       // 3. "Not working?": the account's security questions, all three right.
       if (target.questions.length > 0) {
         wantsFallback = false;
-        flow.goTo('security_questions', { questions: target.questions, attemptsLeft: answerAttemptsLeft });
-        await flow.until(() => questionsPassed || answerAttemptsLeft <= 0 || wantsFallback);
+        flow.goTo('security_questions', { questions: target.questions, attemptsLeft: answers.left });
+        await flow.until(() => questionsPassed || answers.usedUp || wantsFallback);
       }
       notWorkingAllowed = false;
 

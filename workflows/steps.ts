@@ -7,6 +7,7 @@ import { setHandler } from '@temporalio/workflow';
 import { db, slow } from './activities-proxy';
 import { FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
+import { AnswerAttempts } from './answer-attempts';
 import { awaitReview, maskEmailHint, type SupportForm } from './password-reset';
 import {
   STEP_MISMATCH,
@@ -71,7 +72,7 @@ export class VerifyIdentity {
   private wantsFallback = false;
   private notWorkingAllowed = true;
   private questionsPassed = false;
-  private answerAttemptsLeft: number;
+  private answers: AnswerAttempts;
   private supportForm?: SupportForm;
 
   constructor(
@@ -80,7 +81,7 @@ export class VerifyIdentity {
     private readonly target: IdentityTarget,
     private readonly attempts: AccountAttempts,
   ) {
-    this.answerAttemptsLeft = settings.maxAnswerAttempts;
+    this.answers = new AnswerAttempts(settings.maxAnswerAttempts);
     this.codes = new CodeStep(
       flow,
       settings,
@@ -109,15 +110,16 @@ export class VerifyIdentity {
       async ({ sealedAnswers }) => {
         const blocked = attempts.blockedForMs();
         if (blocked > 0) return flow.fail('too_many_attempts', { retryAfterMs: blocked });
+        this.answers.take();
         const { ok } = await slow.verifySecurityAnswers({ flowId: flow.flowId, accountId: target.accountId, sealedAnswers });
+        this.answers.settle(ok);
         if (ok) {
           this.questionsPassed = true;
         } else {
-          this.answerAttemptsLeft -= 1;
           await attempts.recordFailure();
-          if (this.answerAttemptsLeft > 0) {
-            if (flow.active && flow.step === 'security_questions') flow.goTo('security_questions', { ...flow.stepView, attemptsLeft: this.answerAttemptsLeft });
-            return flow.fail('answers_invalid', { attemptsLeft: this.answerAttemptsLeft });
+          if (this.answers.left > 0) {
+            if (flow.active && flow.step === 'security_questions') flow.goTo('security_questions', { ...flow.stepView, attemptsLeft: this.answers.left });
+            return flow.fail('answers_invalid', { attemptsLeft: this.answers.left });
           }
         }
         await flow.movedOn('security_questions');
@@ -161,8 +163,8 @@ export class VerifyIdentity {
     // "Not working?": the account's security questions, all three right.
     if (target.questions.length > 0) {
       this.wantsFallback = false;
-      flow.goTo('security_questions', { questions: target.questions, attemptsLeft: this.answerAttemptsLeft });
-      await flow.until(() => this.questionsPassed || this.answerAttemptsLeft <= 0 || this.wantsFallback);
+      flow.goTo('security_questions', { questions: target.questions, attemptsLeft: this.answers.left });
+      await flow.until(() => this.questionsPassed || this.answers.usedUp || this.wantsFallback);
     }
     this.notWorkingAllowed = false;
     if (this.questionsPassed) {
