@@ -23,8 +23,9 @@
  * as local activities, before patched('short-db-work-as-activities-again') made it regular activities again.
  * And for password-reset.v3-*, sign-up.v3-happy, change-phone.v3-happy and change-email.v3-happy: recorded by
  * commit 97c0fe3, before patched('code-step-shown-before-the-code-is-issued') (workflows/code-step.ts),
- * patched('one-lookup-after-the-captcha') (workflows/password-reset.ts) and
- * patched('hold-unproven-changes-and-count-guesses-in-the-api') (workflows/change-contact.ts).
+ * patched('one-lookup-after-the-captcha') (workflows/password-reset.ts),
+ * patched('hold-unproven-changes-and-count-guesses-in-the-api') (workflows/change-contact.ts) and
+ * patched('answer-attempts-taken-before-the-check') (workflows/answer-attempts.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
