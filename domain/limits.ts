@@ -81,8 +81,9 @@ export function identifierKey(identifier: string): string {
 }
 
 /** The keys of every identifier of an account (its id, email and phone). */
-export function accountIdentifierKeys(account: { _id: string; email?: string | null; phone?: string | null }): string[] {
-  return [account._id, account.email, account.phone].filter((x): x is string => !!x).map(identifierKey);
+export function accountIdentifierKeys(account: { _id: string; email?: string | null; phone?: string | null }): [string, ...string[]] {
+  const others = [account.email, account.phone].filter((x): x is string => !!x).map(identifierKey);
+  return [identifierKey(account._id), ...others]; // the account id's first: it judges (beginPasswordAttempt)
 }
 
 const lockId = (key: string) => `signin-lock:${key}`;
@@ -95,26 +96,30 @@ export interface PasswordAttempt {
 
 /**
  * Counts a password attempt against each of `keys` before the password is checked. Throws 423
- * `account_locked` when one of them is locked, or when this attempt is past the budget of the window
- * (simultaneous attempts beyond it are never judged).
+ * `account_locked` when one of them is locked, or when this attempt is past the budget of the window of
+ * the first key, which judges (simultaneous attempts beyond it are never checked). The other keys are
+ * counted too, so that sign-ins by those identifiers see the failures; when the first key's budget is
+ * used up by a failure, every key is locked. (Judging by each key would let attempts interleave: one
+ * attempt tenth on one key and eleventh on another is refused, and no key ever locks.)
  */
-export async function beginPasswordAttempt(keys: string[]): Promise<PasswordAttempt> {
+export async function beginPasswordAttempt(keys: [string, ...string[]]): Promise<PasswordAttempt> {
   const now = Date.now();
   // by _id one at a time: FerretDB 1.x narrows a query in SQL only for a lone _id
   const locks = (await Promise.all(keys.map((k) => Counter.findById(lockId(k), { lockedUntil: 1 }).lean()))).filter((l) => l !== null);
   const lockedUntil = Math.max(0, ...locks.map((l) => l.lockedUntil?.getTime() ?? 0));
   if (lockedUntil > now) throw locked(lockedUntil);
   const counted = await Promise.all(keys.map(async (key) => ({ key, ...(await count(attemptsKey(key), LOCKOUT_WINDOW_MS, now)) })));
-  const over = counted.filter((c) => c.n > LOCKOUT_THRESHOLD);
-  if (over.length) throw locked(Math.max(...over.map((c) => c.window.endsAt)));
+  const judge = counted[0]!;
+  if (judge.n > LOCKOUT_THRESHOLD) throw locked(judge.window.endsAt);
   return {
     async settle(ok: boolean) {
       if (ok) {
         await Promise.all(counted.map((c) => Counter.deleteOne({ _id: c.window.id })));
         return;
       }
-      // The attempt that used up a key's budget locks it; the others were judged before it.
-      for (const c of counted.filter((x) => x.n === LOCKOUT_THRESHOLD)) {
+      // The attempt that used up the budget locks; the others were judged before it.
+      if (judge.n !== LOCKOUT_THRESHOLD) return;
+      for (const c of counted) {
         const lock = await Counter.findOneAndUpdate(
           { _id: lockId(c.key) },
           { $inc: { lockCount: 1 }, $setOnInsert: { n: 0 } },
