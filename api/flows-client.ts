@@ -1,6 +1,7 @@
 /** Talking to flows: find the workflow behind a flow id, query it, drive it with updates, map outcomes to HTTP. */
 import type { Response } from 'express';
-import { QueryRejectedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { QueryRejectedError, ServiceError, WorkflowNotFoundError, isGrpcServiceError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
 import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
 import { openFlowsClient, temporalClient } from '../lib/temporal';
@@ -116,11 +117,20 @@ export async function drive<Args extends unknown[]>(res: Response, flowId: strin
 /** Sends an update; returns the Flow after it, or throws the problem the flow reported. */
 export async function update<Args extends unknown[]>(flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<Flow> {
   const handle = await handleOf(flowId);
+  // One id for the retries: were an earlier try admitted after all, the server answers it instead of running it twice.
+  const updateId = randomUUID();
   let result: FlowResult;
-  try {
-    result = await handle.executeUpdate(def as unknown as UpdateDefinition<FlowResult, [unknown]>, { args: args as unknown as [unknown] });
-  } catch (err) {
-    throw mapUpdateError(err);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      result = await handle.executeUpdate(def as unknown as UpdateDefinition<FlowResult, [unknown]>, { args: args as unknown as [unknown], updateId });
+      break;
+    } catch (err) {
+      if (attempt < 4 && isWorkflowTaskRetry(err)) {
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+        continue;
+      }
+      throw mapUpdateError(err);
+    }
   }
   if (result.ok) return publicFlow(result.flow);
   const code = ERROR_CODES[result.error] ?? 'validation_failed';
@@ -136,6 +146,17 @@ export async function update<Args extends unknown[]>(flowId: string, def: Update
   extra.flow = publicFlow(result.flow);
   throw problem(code, undefined, extra, headers);
 }
+
+/**
+ * The server refused the update because the flow's last workflow task failed, which it retries at once:
+ * e.g. the flow tried to complete while an activity it had started (a code's delivery) reported in
+ * (UNHANDLED_COMMAND). Nothing of the update happened; sent again it is taken.
+ */
+function isWorkflowTaskRetry(err: unknown): boolean {
+  const grpc = err instanceof ServiceError ? err.cause : undefined;
+  return isGrpcServiceError(grpc) && grpc.code === FAILED_PRECONDITION && /workflow task failure/i.test(grpc.details ?? '');
+}
+const FAILED_PRECONDITION = 9; // gRPC status code
 
 export function mapUpdateError(err: unknown): unknown {
   // An update to a flow that has ended, or that ended while the update waited (the server aborts it

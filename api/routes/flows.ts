@@ -6,7 +6,7 @@ import { route } from '../registry';
 import { problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { authorizeFlow, drive, guess, handleOf, mapUpdateError, queryFlow, querySubject, update } from '../flows-client';
+import { authorizeFlow, drive, guess, queryFlow, querySubject, update } from '../flows-client';
 import { createSession } from '../auth';
 import { config } from '../../lib/config';
 import { flowSettings, temporalClient } from '../../lib/temporal';
@@ -147,12 +147,7 @@ route(
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
     const { svg, answer } = makeCaptcha();
-    const handle = await handleOf(flowId);
-    try {
-      await handle.executeUpdate(newCaptchaUpdate, { args: [{ answerDigest: captchaDigest(flowId, answer) }] });
-    } catch (err) {
-      throw mapUpdateError(err);
-    }
+    await update(flowId, newCaptchaUpdate, { answerDigest: captchaDigest(flowId, answer) });
     res.setHeader('Cache-Control', 'no-store');
     res.type('image/svg+xml').send(svg);
   },
