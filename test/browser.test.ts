@@ -195,6 +195,14 @@ async function reloadThenSecondTab(s: Session, flowId: string): Promise<Page> {
   return second;
 }
 
+/** Opens the reset page, starts a reset for `identifier` and passes the captcha: the page shows the code step. */
+async function resetPageAtCode(s: Session, identifier: string): Promise<void> {
+  await s.page.goto(`${h.baseUrl}/reset.html`);
+  await typeAndEnter(s.page, identifier);
+  await passCaptcha(s);
+  await atStep(s, 'code', { shot: false });
+}
+
 async function typeAndEnter(page: Page, text: string) {
   await page.keyboard.type(text);
   await page.keyboard.press('Enter');
@@ -317,10 +325,7 @@ describe('forgot password', () => {
   browserTest('"Not working?" → security questions → hold; the veto link cancels it and the waiting tab shows it', 'mobile', async (s) => {
     const acc = await makeAccount();
     const { page } = s;
-    await page.goto(`${h.baseUrl}/reset.html`);
-    await typeAndEnter(page, acc.email);
-    await passCaptcha(s);
-    await atStep(s, 'code', { shot: false });
+    await resetPageAtCode(s, acc.email);
     await page.click('text=Not working?');
     await atStep(s, 'security_questions', { focus: 'answer-q-first-pet' });
     const inputs = page.locator('.screen input[type=text]');
@@ -362,10 +367,7 @@ describe('forgot password', () => {
     const acc = await makeAccount({ questions: false });
     const { page } = s;
     const contact = `helper-${Date.now()}@elsewhere.example`;
-    await page.goto(`${h.baseUrl}/reset.html`);
-    await typeAndEnter(page, acc.accountId);
-    await passCaptcha(s);
-    await atStep(s, 'code', { shot: false });
+    await resetPageAtCode(s, acc.accountId);
     await page.click('text=Not working?');
     await atStep(s, 'security_questions', { shot: false });
     await page.click('text=Not working?');
@@ -410,10 +412,7 @@ describe('forgot password', () => {
     s.context.on('request', (r) => {
       if (new URL(r.url()).pathname.startsWith('/v1/flows/')) sent.push({ url: r.url(), secret: r.headers()['flow-secret'] });
     });
-    await page.goto(`${h.baseUrl}/reset.html`);
-    await typeAndEnter(page, acc.email);
-    await passCaptcha(s);
-    await atStep(s, 'code', { shot: false });
+    await resetPageAtCode(s, acc.email);
     const flowId = flowParam(page)!;
     const secret = await secretOf(page);
     expect(secret).toMatch(/^[A-Za-z0-9_-]{22,}$/);
@@ -456,10 +455,7 @@ describe('forgot password', () => {
   browserTest('a reset replaced by a newer one says so, without naming the newer flow', 'mobile', async (s) => {
     const acc = await makeAccount();
     const { page } = s;
-    await page.goto(`${h.baseUrl}/reset.html`);
-    await typeAndEnter(page, acc.email);
-    await passCaptcha(s);
-    await atStep(s, 'code', { shot: false });
+    await resetPageAtCode(s, acc.email);
     const newer = await h.api.resetToCode(acc.email);
     await page.reload();
     await atStep(s, 'cancelled');
