@@ -128,7 +128,9 @@ export async function beginPasswordAttempt(keys: [string, ...string[]]): Promise
         const until = Date.now() + lockDuration((lock?.lockCount ?? 1) - 1);
         // The lock document remembers its count for a day after the lock ends (the next lock doubles).
         await Counter.updateOne({ _id: lockId(c.key) }, { $set: { lockedUntil: new Date(until), expire: new Date(until + DAY) } });
-        await Counter.deleteOne({ _id: c.window.id });
+        // The window's count stays: an attempt that read no lock a moment ago and counts only now must find
+        // it spent (deleting it here let an 11th of 30 simultaneous wrong passwords be judged). The lock
+        // outlasts the window, so the next one starts fresh.
       }
     },
   };
