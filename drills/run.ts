@@ -23,7 +23,7 @@ import { startRunStack, type RunStack } from '../bench/support/stack';
 import { Client, flowSecretHeader, sleep, TransportError, type Reply } from '../bench/support/http';
 import { freshPassword, seedAccounts, type SeededAccount } from '../bench/support/seed';
 import { table } from '../bench/support/stats';
-import { runMain } from '../scripts/run-main';
+import { reportCounts, runMain } from '../scripts/run-main';
 
 const log = (msg: string) => process.stderr.write(`drills: ${msg}\n`);
 
@@ -440,6 +440,7 @@ async function main(): Promise<number> {
       `drills: ${results.length - failed.length} passed, ${failed.length} failed`,
     ];
     process.stdout.write(out.join('\n') + '\n');
+    reportCounts('drills', { passed: results.length - failed.length, failed: failed.length });
     if (failed.length) keep = true;
     return failed.length ? 1 : 0;
   } catch (err) {

@@ -18,7 +18,7 @@ import crypto from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ensureTools, ROOT, type ToolName } from './tools';
 import { onShutdownSignal, reapByEnv, startServices, stopAllManaged, tailLogs, type Stack } from './stack';
-import { runMain } from './run-main';
+import { readCounts, reportCounts, runMain } from './run-main';
 
 export interface StageContext {
   /** The environment the tests get (this process's plus the stack's). */
@@ -56,6 +56,7 @@ async function runJest(ctx: StageContext): Promise<number> {
     try {
       const r = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests?: number };
       const skipped = r.numPendingTests + (r.numTodoTests ?? 0);
+      reportCounts('jest', { passed: r.numPassedTests, failed: r.numFailedTests, skipped });
       process.stdout.write(`\njest: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
     } catch {
       /* jest did not get as far as writing results; its own output says why */
@@ -183,6 +184,10 @@ async function main(): Promise<number> {
     process.stderr.write(`test: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   } finally {
+    // the run's closing line: every stage's tests added up (CI reads it; a stage that died before counting adds a failure)
+    const total = readCounts(dataDir);
+    if (failed && total.failed === 0) total.failed = 1;
+    const closing = `\ntest: ${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`;
     await stack?.stop();
     await stopAllManaged(); // anything a stage started through this process and left running
     // anything the tests started and leaked (e.g. a worker orphaned when only its tsx parent was killed)
@@ -194,6 +199,7 @@ async function main(): Promise<number> {
       /* the signal handler reports where the data is */
     } else if (failed || process.env.KEEP_TEST_DATA) process.stderr.write(`test: data and logs kept in ${dataDir}\n`);
     else fs.rmSync(dataDir, { recursive: true, force: true });
+    if (!interrupted) process.stdout.write(closing);
   }
 }
 
