@@ -16,9 +16,21 @@ export interface Message {
   flowId?: string;
 }
 
+/**
+ * One pooled SMTP transport for SMTP_URL: up to 5 connections, each kept open for the next message (a new
+ * connection costs a TCP and often a TLS handshake, and maildev takes 100 ms to greet one). Pooling is asked
+ * for in the URL: nodemailer reads a second argument as defaults for messages, not as transport options.
+ * Settings given in SMTP_URL's own query win.
+ */
+export function createMailer(smtpUrl: string): Transporter {
+  const url = new URL(smtpUrl);
+  for (const [k, v] of [['pool', 'true'], ['maxConnections', '5']] as const) if (!url.searchParams.has(k)) url.searchParams.set(k, v);
+  return nodemailer.createTransport(url.toString());
+}
+
 let transporter: Transporter | undefined;
 function mailer(): Transporter {
-  transporter ??= nodemailer.createTransport(config().SMTP_URL, { pool: true, maxConnections: 5 } as never);
+  transporter ??= createMailer(config().SMTP_URL);
   return transporter;
 }
 
