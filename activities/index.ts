@@ -3,6 +3,7 @@ export { issueCode, deliverCode } from './codes';
 export {
   findRecoveryTarget,
   findAndClaimRecoveryTarget,
+  findClaimAndIssueCode,
   releaseRecoveryClaim,
   claimActiveFlow,
   releaseActiveFlow,

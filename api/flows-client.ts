@@ -51,6 +51,14 @@ export async function queryFlow(flowId: string): Promise<Flow> {
   return publicFlow((await ask(flowId, flowQuery))!);
 }
 
+/** The subject of an open flow at one of `steps` (one query), else step_mismatch. */
+export async function subjectAt(flowId: string, ...steps: Flow['step'][]): Promise<FlowSubject> {
+  const subject = await ask(flowId, flowSubjectQuery, true);
+  if (!subject || subject.status !== 'active') throw problem('step_mismatch', 'The flow has ended.');
+  if (!subject.step || !steps.includes(subject.step)) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
+  return subject;
+}
+
 export async function querySubject(flowId: string): Promise<FlowSubject> {
   return (await ask(flowId, flowSubjectQuery))!;
 }

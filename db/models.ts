@@ -148,9 +148,26 @@ const counterSchema = new Schema(
 );
 export const Counter = mongoose.model('Counter', counterSchema, 'counters');
 
+/**
+ * The captcha picture a flow shows now: the HMAC of its answer, until it is answered (domain/captcha.ts). Keyed by
+ * the flow id: a new picture replaces the one before, and taking one is a single atomic delete by _id.
+ */
+const challengeSchema = new Schema(
+  {
+    _id: String, // flow id
+    digest: { type: String, required: true },
+    /** A reset's identifier: with a passed captcha the API looks it up and issues the code (domain/recovery.ts). */
+    identifier: String,
+    expire: { type: Date, required: true },
+  },
+  { versionKey: false },
+);
+export const Challenge = mongoose.model('Challenge', challengeSchema, 'captcha_challenges');
+
 /** Documents that expire: a TTL index where the backend has them (MongoDB), else a sweep (FerretDB 1.x). */
 export const EXPIRING = [
   { model: Session, field: 'expiresAt', afterSeconds: 0 },
   { model: Code, field: 'expiresAt', afterSeconds: 86_400 },
   { model: Counter, field: 'expire', afterSeconds: 0 },
+  { model: Challenge, field: 'expire', afterSeconds: 0 },
 ] as const;

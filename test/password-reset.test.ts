@@ -243,6 +243,42 @@ describe('flow control', () => {
     expect((await h.api.post(`/v1/flows/${id}/captcha`, { answer: 'test' })).body.step).toBe('code');
   });
 
+  test('pictures and wrong answers never reach the flow: its history takes one update, the passed captcha', async () => {
+    const start = await h.api.post('/v1/flows/password-reset', { identifier: 'captcha-history@example.com' });
+    const id = start.body.flowId;
+    for (let i = 0; i < 3; i++) {
+      await h.api.get(`/v1/flows/${id}/captcha`);
+      expect((await h.api.post(`/v1/flows/${id}/captcha`, { answer: 'wrong' })).body.code).toBe('captcha_invalid');
+    }
+    await h.api.get(`/v1/flows/${id}/captcha`);
+    expect((await h.api.post(`/v1/flows/${id}/captcha`, { answer: 'test' })).body.step).toBe('code');
+    const { temporalClient } = await import('../lib/temporal');
+    const history = await (await temporalClient()).workflow.getHandle(`password-reset/${id}`).fetchHistory();
+    const updates = history.events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).map((e) => e.workflowExecutionUpdateAcceptedEventAttributes!.acceptedRequest!.input!.name);
+    expect(updates).toEqual(['submitCaptcha']);
+  });
+
+  test('30 right answers to one picture at once: one passes, the others find the picture taken', async () => {
+    const start = await h.api.post('/v1/flows/password-reset', { identifier: 'captcha-burst@example.com' });
+    const id = start.body.flowId;
+    await h.api.get(`/v1/flows/${id}/captcha`);
+    const answers = await Promise.all(Array.from({ length: 30 }, () => h.api.post(`/v1/flows/${id}/captcha`, { answer: 'test' })));
+    const tally: Record<string, number> = {};
+    for (const r of answers) tally[`${r.status} ${r.body.code ?? r.body.step}`] = (tally[`${r.status} ${r.body.code ?? r.body.step}`] ?? 0) + 1;
+    // a second pass of the captcha is refused by the flow (409), or finds no picture (422): either way never a second 200
+    expect(tally['200 code']).toBe(1);
+    expect(answers.filter((r) => r.status !== 200).every((r) => r.status === 422 || r.status === 409)).toBe(true);
+  });
+
+  test('a picture is only drawn at the captcha step, and an answer without one is refused', async () => {
+    const acc = await makeAccount();
+    const flow = await h.api.resetToCode(acc.email);
+    expect((await h.api.get(`/v1/flows/${flow.flowId}/captcha`)).body.code).toBe('step_mismatch');
+    expect((await h.api.post(`/v1/flows/${flow.flowId}/captcha`, { answer: 'test' })).body.code).toBe('step_mismatch');
+    const fresh = await h.api.post('/v1/flows/password-reset', { identifier: 'captcha-none@example.com' });
+    expect((await h.api.post(`/v1/flows/${fresh.body.flowId}/captcha`, { answer: 'test' })).body.code).toBe('captcha_invalid');
+  });
+
   test('DELETE cancels; a cancelled flow accepts nothing', async () => {
     const acc = await makeAccount();
     const flow = await h.api.resetToCode(acc.email);

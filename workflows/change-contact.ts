@@ -101,7 +101,7 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   };
 
   setHandler(flowQuery, () => flow.view());
-  setHandler(flowSubjectQuery, () => ({ ownerAccountId: accountId, subjectAccountId: accountId, identifiers: [] }));
+  setHandler(flowSubjectQuery, () => ({ ownerAccountId: accountId, subjectAccountId: accountId, identifiers: [], status: flow.status, step: flow.step }));
   setHandler(firstStepUpdate, async () => {
     await condition(() => codeSent || !flow.active);
     return flow.ok();

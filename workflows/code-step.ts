@@ -96,6 +96,27 @@ export class CodeStep {
     }
   }
 
+  /**
+   * Shows the step for a code an activity already issued (its id and HMAC; no HMAC: nothing was sent and
+   * nothing matches), starts its expiry timer and its delivery.
+   */
+  sendIssued(codeId: string, hmac: string | undefined): void {
+    const now = Date.now();
+    const code: IssuedCode = { codeId, hmac, expiresAt: now + this.ttlMs, attemptsLeft: this.settings.maxCodeAttempts, expired: false };
+    this.show(code, now);
+    void sleep(this.ttlMs).then(() => {
+      code.expired = true;
+    });
+    if (this.target.deliverable && hmac) this.deliver(codeId);
+  }
+
+  private deliver(codeId: string): void {
+    // Delivery retries with backoff in the background; the user can already type the code or resend.
+    delivery(this.ttlMs)
+      .deliverCode({ codeId })
+      .catch(() => undefined);
+  }
+
   private async issue(codeId: string): Promise<string | undefined> {
     const { hmac } = await quickDb().issueCode({
       flowId: this.flow.flowId,
@@ -106,10 +127,7 @@ export class CodeStep {
       to: this.target.to,
       ttlMs: this.ttlMs,
     });
-    // Delivery retries with backoff in the background; the user can already type the code or resend.
-    delivery(this.ttlMs)
-      .deliverCode({ codeId })
-      .catch(() => undefined);
+    this.deliver(codeId);
     return hmac;
   }
 

@@ -5,6 +5,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { FoundForCode } from '../domain/recovery';
 
 export type FlowKind = 'password_reset' | 'sign_up' | 'change_phone' | 'change_email';
 export type FlowStatus = 'active' | 'completed' | 'expired' | 'cancelled' | 'rejected';
@@ -98,12 +99,21 @@ export interface FlowSubject {
   identifiers: string[];
   /** The identifier the flow was started with (a reset's, a sign-up's contact): guesses count against it too. */
   identifier?: string;
+  /** Where the flow stands, so one query answers both (the password step checks the step and the identifiers). */
+  status?: FlowStatus;
+  step?: FlowStep;
 }
 export const flowSubjectQuery = defineQuery<FlowSubject>('flowSubject');
 
 // Updates shared by every flow kind
+/** A new picture's answer digest: sent by the API before it judged the captcha itself (kept for flows that replay it). */
 export const newCaptchaUpdate = defineUpdate<FlowResult, [{ answerDigest: string }]>('newCaptcha');
-export const submitCaptchaUpdate = defineUpdate<FlowResult, [{ answerDigest: string }]>('submitCaptcha');
+/**
+ * A captcha answer. Since the API judges the captcha itself (domain/captcha.ts), it sends only passed ones, with
+ * `passed: true`; flows that took pictures by newCaptcha (before that) compare the digest. For a reset the API
+ * has also looked the identifier up, claimed its active reset and issued the code (`found`, codeId included).
+ */
+export const submitCaptchaUpdate = defineUpdate<FlowResult, [{ answerDigest: string; passed?: boolean; found?: FoundForCode & { codeId: string } }]>('submitCaptcha');
 export const submitCodeUpdate = defineUpdate<FlowResult, [{ codeDigest: string }]>('submitCode');
 export const resendCodeUpdate = defineUpdate<FlowResult, []>('resendCode');
 export const notWorkingUpdate = defineUpdate<FlowResult, []>('notWorking');

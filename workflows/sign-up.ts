@@ -76,7 +76,7 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
   let lost: FlowError | undefined;
 
   setHandler(flowQuery, () => flow.view());
-  setHandler(flowSubjectQuery, () => ({ identifiers: [contact.value], identifier: contact.value }));
+  setHandler(flowSubjectQuery, () => ({ identifiers: [contact.value], identifier: contact.value, status: flow.status, step: flow.step }));
   setHandler(firstStepUpdate, async () => {
     await condition(() => codeSent || !!input.captchaFirst || !flow.active);
     return flow.ok();

@@ -36,8 +36,8 @@ export class CaptchaStep {
     );
     setHandler(
       submitCaptchaUpdate,
-      async ({ answerDigest }) => {
-        const right = sameDigest(this.answerDigest, answerDigest);
+      async ({ answerDigest, passed }) => {
+        const right = passed === true || sameDigest(this.answerDigest, answerDigest); // passed: judged by the API
         this.answerDigest = undefined;
         if (!right) return flow.fail('captcha_invalid');
         this.passed = true;

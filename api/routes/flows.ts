@@ -6,7 +6,7 @@ import { route } from '../registry';
 import { problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { authorizeFlow, drive, guess, queryFlow, querySubject, update } from '../flows-client';
+import { authorizeFlow, drive, guess, queryFlow, subjectAt, update } from '../flows-client';
 import { createSession } from '../auth';
 import { config } from '../../lib/config';
 import { flowSettings, temporalClient } from '../../lib/temporal';
@@ -14,12 +14,13 @@ import { parseIdentifier } from '../../lib/identifiers';
 import { captchaDigest, codeDigest, drivenBySecret, flowSecretOf, idempotentFlowId, newFlowId, sameSecret, seal, sha256, vetoTokenOf } from '../../lib/secrets';
 import { hashSecret, passwordProblems } from '../../lib/passwords';
 import { claimPasswordStep, counting } from '../../domain/limits';
-import { makeCaptcha } from '../../activities/captcha';
+import { answerChallenge, newChallenge } from '../../domain/captcha';
+import { findClaimAndIssueCode } from '../../domain/recovery';
+import { randomUUID } from 'node:crypto';
 import {
   KIND_SLUG,
   kindOfFlowId,
   cancelUpdate,
-  newCaptchaUpdate,
   notWorkingUpdate,
   resendCodeUpdate,
   setPasswordUpdate,
@@ -146,8 +147,9 @@ route(
   async (req, res) => {
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
-    const { svg, answer } = makeCaptcha();
-    await update(flowId, newCaptchaUpdate, { answerDigest: captchaDigest(flowId, answer) });
+    const subject = await subjectAt(flowId, 'captcha');
+    // judged here (domain/captcha.ts): a picture is no update to the flow
+    const svg = await newChallenge(flowId, kindOfFlowId(flowId) === 'password_reset' ? subject.identifier : undefined);
     res.setHeader('Cache-Control', 'no-store');
     res.type('image/svg+xml').send(svg);
   },
@@ -159,7 +161,16 @@ route(
   async (req, res, { body }) => {
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
-    await drive(res, flowId, submitCaptchaUpdate, { answerDigest: captchaDigest(flowId, body.answer) });
+    // Only a passed captcha reaches the flow. No picture to answer (never fetched, answered, expired): a new one
+    // must be fetched, if the flow is at the captcha at all.
+    const { verdict, identifier } = await answerChallenge(flowId, body.answer);
+    if (verdict === 'none') await subjectAt(flowId, 'captcha');
+    if (verdict !== 'passed') throw problem('captcha_invalid');
+    // A reset's look-up, claim and code, done here so the flow shows the code step in the task that takes this
+    // update (the same work for an unknown identifier: domain/recovery.ts).
+    const codeId = randomUUID();
+    const found = identifier ? { ...(await findClaimAndIssueCode({ flowId, identifier, codeId, ttlMs: config().RESET_CODE_TTL })), codeId } : undefined;
+    await drive(res, flowId, submitCaptchaUpdate, { answerDigest: captchaDigest(flowId, body.answer), passed: true, found });
   },
 );
 
@@ -266,11 +277,9 @@ route(
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
     await consume('submitPerFlow', flowId);
-    const flow = await queryFlow(flowId);
-    if (flow.status !== 'active' || (flow.step !== 'new_password' && flow.step !== 'password')) throw problem('step_mismatch');
+    const subject = await subjectAt(flowId, 'new_password', 'password');
     if (body.password !== body.confirmation) throw problem('password_mismatch');
     // Nothing here compares with the current password: whoever reaches this step must learn nothing of it.
-    const subject = await querySubject(flowId);
     const reasons = passwordProblems(body.password, subject.identifiers);
     if (reasons.length) throw problem('password_weak', `Choose another password: ${reasons.join(', ')}.`, { reasons });
     // One password per flow: a second request while the first is being processed (or after) changes nothing.
