@@ -8,6 +8,7 @@ import { openFlowsClient, temporalClient } from '../lib/temporal';
 import { Problem, problem, type ProblemCode } from './problem';
 import { beginGuess, counting, guessKeys } from '../domain/limits';
 import { drivenBySecret, flowSecretOf, sameSecret } from '../lib/secrets';
+import { resetRecord } from '../domain/flow-record';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
 import type { Request } from 'express';
@@ -195,8 +196,17 @@ const NOT_JUDGED = new Set(['step_mismatch', 'flow_not_found', 'code_expired', '
  * right guess answers 429, and simultaneous guesses cannot pass the budget.
  */
 export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
-  const subject = await ask(flowId, flowSubjectQuery, true);
-  if (!subject) throw problem('step_mismatch', 'The flow has ended.');
+  const subject = await guessSubject(flowId);
   const flow = await counting(await beginGuess(guessKeys(subject)), () => update(flowId, def, ...args), (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)));
   res.status(200).json(flow);
+}
+
+/** Whose guesses these are: a reset's record says once its captcha is passed (unless a person decided it), else the flow is asked. */
+async function guessSubject(flowId: string): Promise<{ subjectAccountId?: string; identifiers: string[]; identifier?: string }> {
+  const record = await resetRecord(flowId);
+  if (record?.ended) throw problem('step_mismatch', 'The flow has ended.');
+  if (record?.passedCaptcha && !record.viaSupport) return { subjectAccountId: record.accountId, identifiers: record.identifiers, identifier: record.identifier };
+  const subject = await ask(flowId, flowSubjectQuery, true);
+  if (!subject) throw problem('step_mismatch', 'The flow has ended.');
+  return subject;
 }

@@ -149,25 +149,37 @@ const counterSchema = new Schema(
 export const Counter = mongoose.model('Counter', counterSchema, 'counters');
 
 /**
- * The captcha picture a flow shows now: the HMAC of its answer, until it is answered (domain/captcha.ts). Keyed by
- * the flow id: a new picture replaces the one before, and taking one is a single atomic delete by _id.
+ * What the API keeps of a flow so that it can answer without asking the workflow (domain/flow-record.ts): the
+ * captcha picture on show (the HMAC of its answer, until answered), and for a reset the identifier it was
+ * started for and, once its captcha is passed, whom it is for. Keyed by flow id: every read and change is one
+ * atomic operation on one document found by _id. The workflow stays the judge of every step.
  */
-const challengeSchema = new Schema(
+const flowRecordSchema = new Schema(
   {
     _id: String, // flow id
-    digest: { type: String, required: true },
-    /** A reset's identifier: with a passed captcha the API looks it up and issues the code (domain/recovery.ts). */
+    /** A reset's identifier, from its start. */
     identifier: String,
+    /** The HMAC of the answer of the captcha picture on show, and until when it can be answered. */
+    challenge: String,
+    challengeExpire: Date,
+    /** A reset whose captcha is passed: the account it is for (none: an unknown identifier) and its identifiers. */
+    passedCaptcha: Boolean,
+    accountId: String,
+    identifiers: [String],
+    /** A reset that asked support for help: whom it is for is the reviewer's decision, so the flow is asked. */
+    viaSupport: Boolean,
+    /** Cancelled or superseded, as the API saw it. */
+    ended: Boolean,
     expire: { type: Date, required: true },
   },
   { versionKey: false },
 );
-export const Challenge = mongoose.model('Challenge', challengeSchema, 'captcha_challenges');
+export const FlowRecord = mongoose.model('FlowRecord', flowRecordSchema, 'flow_records');
 
 /** Documents that expire: a TTL index where the backend has them (MongoDB), else a sweep (FerretDB 1.x). */
 export const EXPIRING = [
   { model: Session, field: 'expiresAt', afterSeconds: 0 },
   { model: Code, field: 'expiresAt', afterSeconds: 86_400 },
   { model: Counter, field: 'expire', afterSeconds: 0 },
-  { model: Challenge, field: 'expire', afterSeconds: 0 },
+  { model: FlowRecord, field: 'expire', afterSeconds: 0 },
 ] as const;

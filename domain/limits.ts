@@ -145,7 +145,8 @@ function locked(untilMs: number) {
 export async function unlockIdentifiers(keys: string[]): Promise<void> {
   const now = Date.now();
   const ids = keys.flatMap((k) => [lockId(k), windowOf(attemptsKey(k), LOCKOUT_WINDOW_MS, now).id]);
-  await Promise.all(ids.map((id) => Counter.deleteOne({ _id: id })));
+  // one round trip for all of them (each still a delete by _id, the one filter the embedded database finds by index)
+  await Counter.bulkWrite(ids.map((id) => ({ deleteOne: { filter: { _id: id } } })), { ordered: false });
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import { parseIdentifier } from '../../lib/identifiers';
 import { captchaDigest, codeDigest, drivenBySecret, flowSecretOf, idempotentFlowId, newFlowId, sameSecret, seal, sha256, vetoTokenOf } from '../../lib/secrets';
 import { hashSecret, passwordProblems } from '../../lib/passwords';
 import { claimPasswordStep, counting } from '../../domain/limits';
-import { answerChallenge, newChallenge } from '../../domain/captcha';
+import { answerChallenge, newChallenge, recordEnded, recordResetStart, recordResetTarget, recordViaSupport, resetRecord } from '../../domain/flow-record';
 import { findClaimAndIssueCode } from '../../domain/recovery';
 import { randomUUID } from 'node:crypto';
 import {
@@ -109,6 +109,7 @@ route(
     await consume('startPerIp', req.ip ?? 'unknown');
     await consume('startPerIdentifier', sha256(`password_reset:${id.value}`)); // per kind: sign-ups cannot use up a reset's starts
     const flow = await startFlow(req, 'password_reset', passwordReset.name, id.value, (flowId, expiresAt) => ({ flowId, identifier: id.value, settings: flowSettings(), expiresAt }), 'captcha');
+    await recordResetStart(flow.flowId, id.value, Date.parse(flow.expiresAt ?? '') || Date.now());
     res.status(201).json(flow);
   },
 );
@@ -129,7 +130,9 @@ route(
   async (req, res) => {
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
-    await drive(res, flowId, cancelUpdate);
+    const flow = await update(flowId, cancelUpdate);
+    await recordEnded(flowId);
+    res.json(flow);
   },
 );
 
@@ -147,9 +150,11 @@ route(
   async (req, res) => {
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
-    const subject = await subjectAt(flowId, 'captcha');
-    // judged here (domain/captcha.ts): a picture is no update to the flow
-    const svg = await newChallenge(flowId, kindOfFlowId(flowId) === 'password_reset' ? subject.identifier : undefined);
+    // judged here (domain/flow-record.ts): a picture is no update to the flow, and a reset's record says where it stands
+    const record = await resetRecord(flowId);
+    if (!record) await subjectAt(flowId, 'captcha');
+    else if (record.ended || record.passedCaptcha) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
+    const svg = await newChallenge(flowId);
     res.setHeader('Cache-Control', 'no-store');
     res.type('image/svg+xml').send(svg);
   },
@@ -164,12 +169,20 @@ route(
     // Only a passed captcha reaches the flow. No picture to answer (never fetched, answered, expired): a new one
     // must be fetched, if the flow is at the captcha at all.
     const { verdict, identifier } = await answerChallenge(flowId, body.answer);
-    if (verdict === 'none') await subjectAt(flowId, 'captcha');
+    if (verdict === 'none') {
+      const record = await resetRecord(flowId);
+      if (!record) await subjectAt(flowId, 'captcha');
+      else if (record.ended || record.passedCaptcha) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
+    }
     if (verdict !== 'passed') throw problem('captcha_invalid');
     // A reset's look-up, claim and code, done here so the flow shows the code step in the task that takes this
-    // update (the same work for an unknown identifier: domain/recovery.ts).
+    // update (the same work for an unknown identifier: domain/recovery.ts), and whom it is for kept in its record.
     const codeId = randomUUID();
     const found = identifier ? { ...(await findClaimAndIssueCode({ flowId, identifier, codeId, ttlMs: config().RESET_CODE_TTL })), codeId } : undefined;
+    if (found) {
+      await recordResetTarget(flowId, found);
+      if (found.previousFlowId) await recordEnded(found.previousFlowId); // the flow tells the one it supersedes
+    }
     await drive(res, flowId, submitCaptchaUpdate, { answerDigest: captchaDigest(flowId, body.answer), passed: true, found });
   },
 );
@@ -257,6 +270,7 @@ route(
   async (req, res, { body }) => {
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
+    await recordViaSupport(flowId);
     await drive(res, flowId, submitSupportUpdate, { accountId: body.accountId, imei: body.imei, contactEmail: body.contactEmail.toLowerCase(), message: body.message });
   },
 );
@@ -277,7 +291,10 @@ route(
     const flowId = String(req.params.flowId);
     await authorizeFlow(req, flowId);
     await consume('submitPerFlow', flowId);
-    const subject = await subjectAt(flowId, 'new_password', 'password');
+    // whose password: a reset's record says (unless a person decided it), else the flow is asked
+    const record = await resetRecord(flowId);
+    if (record && (record.ended || !record.passedCaptcha)) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
+    const subject = record && !record.viaSupport ? { identifiers: record.identifiers } : await subjectAt(flowId, 'new_password', 'password');
     if (body.password !== body.confirmation) throw problem('password_mismatch');
     // Nothing here compares with the current password: whoever reaches this step must learn nothing of it.
     const reasons = passwordProblems(body.password, subject.identifiers);
