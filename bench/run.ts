@@ -331,12 +331,16 @@ interface ParkedResult {
   parkPerSecond: number;
   stillParkedAfterStart: number;
   workerRssAfterParkMiB: number;
+  /** With every flow waiting and the worker idle: just before the first deadline. */
+  workerRssWaitingMiB: number;
   workerPeakRssMiB: number;
   workerRssBeforeMiB: number;
   expired: number;
   endedOtherwise: number;
   secondsFromLastDeadlineToAllExpired: number | null;
   secondsFromFirstDeadlineToAllExpired: number | null;
+  /** Each flow's close time after its own deadline, in seconds. */
+  lateSeconds: { p50: number; p99: number; max: number } | null;
   expiryTimeline: [number, number][];
   processes: Record<string, ProcStats>;
 }
@@ -412,6 +416,11 @@ async function runParked(rs: RunStack, o: Options, ttlSeconds: number): Promise<
     const timeline: [number, number][] = [];
     let expired = 0;
     let allExpiredAt: number | undefined;
+    // The worker with every flow waiting and nothing else to do: sampled just before the first deadline (right after
+    // parking, its heap still holds the garbage of the parking itself).
+    if (firstDeadline - Date.now() > 3_000) await sleep(firstDeadline - Date.now() - 2_000);
+    const waiting = sampleGroup(rs.app.worker?.pid);
+    log(`parked: worker RSS ${waiting.rssMiB.toFixed(0)} MiB with all waiting, 2 s before the first deadline`);
     log(`parked: waiting for ${parked} flows to expire (last deadline in ${Math.max(0, (lastDeadline - Date.now()) / 1000).toFixed(0)} s)`);
     while (Date.now() < waitUntil) {
       expired = await count(expiredQ).catch(() => expired);
@@ -423,6 +432,14 @@ async function runParked(rs: RunStack, o: Options, ttlSeconds: number): Promise<
       await sleep(Date.now() < firstDeadline ? Math.min(2000, firstDeadline - Date.now() + 50) : 1000);
     }
     const processes = mon.stop();
+    // How late each flow ended after its own deadline (start + FLOW_TTL; the API fixes the deadline just before it starts the flow).
+    const lateness: number[] = [];
+    if (allExpiredAt) {
+      for await (const wf of tclient.workflow.list({ query: expiredQ })) {
+        if (wf.closeTime) lateness.push((wf.closeTime.getTime() - wf.startTime.getTime()) / 1000 - ttlSeconds);
+      }
+      lateness.sort((a, b) => a - b);
+    }
     const endedOtherwise = await count(`${kindQ} AND ExecutionStatus!='Running' AND FlowStatus!='expired' AND FlowStatus!='completed'`).catch(() => -1);
     return {
       flows: accounts.length,
@@ -435,11 +452,13 @@ async function runParked(rs: RunStack, o: Options, ttlSeconds: number): Promise<
       stillParkedAfterStart: stillParked,
       workerRssBeforeMiB,
       workerRssAfterParkMiB: afterPark.rssMiB,
+      workerRssWaitingMiB: waiting.rssMiB,
       workerPeakRssMiB: processes.worker?.peakRssMiB ?? 0,
       expired,
       endedOtherwise,
       secondsFromLastDeadlineToAllExpired: allExpiredAt ? (allExpiredAt - lastDeadline) / 1000 : null,
       secondsFromFirstDeadlineToAllExpired: allExpiredAt ? (allExpiredAt - firstDeadline) / 1000 : null,
+      lateSeconds: lateness.length ? { p50: lateness[Math.floor(lateness.length / 2)]!, p99: lateness[Math.floor(lateness.length * 0.99)]!, max: lateness[lateness.length - 1]! } : null,
       expiryTimeline: timeline,
       processes,
     };
@@ -589,12 +608,13 @@ async function main(): Promise<number> {
       lines.push(
         '',
         `PARKED  ${parked.parked}/${parked.flows} flows parked at code in ${parked.parkSeconds.toFixed(1)} s (${parked.parkPerSecond.toFixed(1)}/s; accounts seeded in ${parked.seedSeconds.toFixed(1)} s), FLOW_TTL=${parked.flowTtlSeconds}s`,
-        `        waiting at code right after: ${parked.stillParkedAfterStart} · worker RSS ${parked.workerRssBeforeMiB.toFixed(0)} MiB before → ${parked.workerRssAfterParkMiB.toFixed(0)} MiB parked (peak ${parked.workerPeakRssMiB.toFixed(0)} MiB)`,
+        `        waiting at code right after: ${parked.stillParkedAfterStart} · worker RSS ${parked.workerRssBeforeMiB.toFixed(0)} MiB before → ${parked.workerRssAfterParkMiB.toFixed(0)} MiB as the last one parked → ${parked.workerRssWaitingMiB.toFixed(0)} MiB with all waiting (${(parked.workerRssWaitingMiB - parked.workerRssBeforeMiB).toFixed(0)} MiB above before; peak ${parked.workerPeakRssMiB.toFixed(0)} MiB)`,
         `        expired: ${parked.expired}/${parked.parked}` +
           (parked.secondsFromLastDeadlineToAllExpired !== null
             ? ` · all expired ${parked.secondsFromLastDeadlineToAllExpired.toFixed(1)} s after the last deadline (${parked.secondsFromFirstDeadlineToAllExpired!.toFixed(1)} s after the first)`
             : ' · NOT all expired in time') +
-          ` · ended otherwise: ${parked.endedOtherwise}`,
+          ` · ended otherwise: ${parked.endedOtherwise}` +
+          (parked.lateSeconds ? ` · each after its own deadline: p50 ${parked.lateSeconds.p50.toFixed(2)} s, p99 ${parked.lateSeconds.p99.toFixed(2)} s, max ${parked.lateSeconds.max.toFixed(2)} s` : ''),
         procTable(parked.processes),
       );
     }

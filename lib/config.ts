@@ -38,6 +38,8 @@ export const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('account-recovery'),
+  /** Flows the worker keeps in memory between their tasks; one that only waits on a timer is replayed when it fires. */
+  WORKER_MAX_CACHED_WORKFLOWS: int(250, 2, 100_000),
   TEMPORAL_API_KEY: z.string().optional(),
   TEMPORAL_TLS_CERT_PATH: z.string().optional(),
   TEMPORAL_TLS_KEY_PATH: z.string().optional(),
