@@ -3,9 +3,9 @@ import { Account, Code, Contact } from '../db/models';
 import { config } from '../lib/config';
 import { codeDigest, newCode, seal, unseal } from '../lib/secrets';
 import type { Channel } from '../workflows/messages';
-import { codeMessage, signUpExistsMessage } from './templates';
-import { deliver } from './delivery';
-import { contactKey } from './accounts';
+import { codeMessage, signUpExistsMessage } from '../domain/templates';
+import { claimDelivery, deliver } from '../domain/delivery';
+import { contactKey } from '../domain/accounts';
 import { takeSignUpMessage } from '../domain/limits';
 
 export type CodePurpose = 'password_reset' | 'sign_up' | 'verify_identity' | 'confirm_new_contact';
@@ -81,7 +81,8 @@ export async function issueCode(input: IssueCodeInput): Promise<{ hmac?: string 
 }
 
 export async function deliverCode({ codeId }: { codeId: string }): Promise<void> {
-  const doc = await Code.findById(codeId).lean();
+  // the code, and its delivery record claimed at once (only a code's message can be keyed by its id)
+  const [doc, claimed] = await Promise.all([Code.findById(codeId).lean(), claimDelivery(`code:${codeId}`)]);
   if (!doc) throw new Error(`code ${codeId} not found`);
   if (doc.deliveredAt || !doc.sealed) return;
   const sealed = unseal<Sealed>(codeId, doc.sealed);
@@ -90,7 +91,7 @@ export async function deliverCode({ codeId }: { codeId: string }): Promise<void>
     // One notice per flow, however often the code is "resent".
     await deliver({ key: `sign-up-exists:${doc.flowId}`, ...to, ...signUpExistsMessage(config().publicUrl) });
   } else {
-    await deliver({ key: `code:${codeId}`, ...to, ...codeMessage(doc.purpose as CodePurpose, sealed.code, sealed.ttlMs) });
+    await deliver({ key: `code:${codeId}`, ...to, ...codeMessage(doc.purpose as CodePurpose, sealed.code, sealed.ttlMs) }, claimed);
   }
   await Code.updateOne({ _id: codeId }, { $set: { deliveredAt: new Date() }, $unset: { sealed: 1 } });
 }

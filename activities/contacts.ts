@@ -1,14 +1,12 @@
-/** Changing an account's phone or email (the change flows), and cancelling a pending change. */
-import { Context, ApplicationFailure } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+/** Changing an account's phone or email (the change flows); cancelling a pending change is domain/pending-changes.ts. */
+import { ApplicationFailure } from '@temporalio/activity';
 import { Account, Contact, Session } from '../db/models';
 import { maskEmail, maskPhone } from '../lib/identifiers';
 import { SECURITY_QUESTIONS } from '../lib/questions';
-import { temporalClient } from '../lib/temporal';
-import { cancelFlowSignal, workflowIdOf, type Channel, type FlowKind } from '../workflows/messages';
-import { contactKey, notifyAccount } from './accounts';
-import { deliver } from './delivery';
-import { contactChangeHoldMessage, contactChangedMessage } from './templates';
+import type { Channel } from '../workflows/messages';
+import { contactKey, notifyAccount } from '../domain/accounts';
+import { deliver } from '../domain/delivery';
+import { contactChangeHoldMessage, contactChangedMessage } from '../domain/templates';
 import { vetoLinkOf } from '../lib/secrets';
 
 export type ContactKind = 'phone' | 'email';
@@ -84,33 +82,6 @@ export async function applyContactChange(input: {
   if (otherValue) await deliver({ key: `${flowId}:contact-changed:${other}`, channel: channelOf(other), to: otherValue, flowId, ...message });
   await Contact.deleteMany({ _id: { $in: old }, accountId });
   return { outcome: 'applied' };
-}
-
-const CHANGE_KINDS: FlowKind[] = ['change_phone', 'change_email'];
-
-/** Ends the account's pending phone/email changes (`cancelled`, `reason`): on sign-out and after a password reset. */
-export async function cancelPendingChanges(accountId: string, reason: string): Promise<void> {
-  const account = await Account.findById(accountId, { activeFlows: 1 }).lean();
-  const active = (account?.activeFlows ?? {}) as Record<string, string | undefined>;
-  const pending = CHANGE_KINDS.map((k) => active[k] && workflowIdOf(active[k])).filter((id): id is string => !!id);
-  if (!pending.length) return;
-  const client = await flowClient();
-  for (const workflowId of pending) {
-    try {
-      await client.workflow.getHandle(workflowId).signal(cancelFlowSignal, { reason });
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err; // it has ended already
-    }
-  }
-}
-
-/** In an activity, the worker's own client; in the API, the process's. */
-async function flowClient(): Promise<Client> {
-  try {
-    return Context.current().client;
-  } catch {
-    return temporalClient();
-  }
 }
 
 /**

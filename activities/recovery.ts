@@ -6,9 +6,9 @@ import { unseal, vetoLinkOf } from '../lib/secrets';
 import { normalizeAnswer } from '../lib/questions';
 import { verifySecret } from '../lib/passwords';
 import type { FlowKind } from '../workflows/messages';
-import { notifyAccount } from './accounts';
-import { cancelPendingChanges } from './contacts';
-import { passwordChangedMessage, recoveryHoldMessage } from './templates';
+import { notifyAccount } from '../domain/accounts';
+import { cancelPendingChanges } from '../domain/pending-changes';
+import { passwordChangedMessage, recoveryHoldMessage } from '../domain/templates';
 
 // The look-up, claim and code after the captcha: the API does them now (domain/recovery.ts); flows that ran
 // before that, and a flow told of a passed captcha without them, call them as these activities.

@@ -1,19 +1,11 @@
 /** Creating the account a sign-up flow asked for. */
 import { Account } from '../db/models';
 import { keyedDigest } from '../lib/secrets';
-import { ContactTakenError, createAccount } from './accounts';
+import { ContactTakenError, createAccount } from '../domain/accounts';
+import type { SignUpConsent, SignUpContact } from '../workflows/messages';
 
-export interface SignUpContact {
-  kind: 'phone' | 'email';
-  value: string;
-}
+export type { SignUpConsent, SignUpContact };
 
-export interface SignUpConsent {
-  privacyPolicy: string;
-  userAgreement: string;
-  acceptedAt: string;
-  syncEnabled: boolean;
-}
 
 /**
  * The i-th candidate account id of a flow: 10 digits, no leading 0, derived (not random) so that a

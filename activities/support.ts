@@ -2,11 +2,11 @@
 import { Account, Device, SupportCase } from '../db/models';
 import { keyedDigest } from '../lib/secrets';
 import { isValidImei } from '../lib/luhn';
-import { deliver } from './delivery';
+import { deliver } from '../domain/delivery';
 import type { SupportDecision } from '../workflows/messages';
-import { supportExpiredMessage, supportReceivedMessage, supportRejectedMessage } from './templates';
+import { imeiDigest } from '../domain/devices';
+import { supportExpiredMessage, supportReceivedMessage, supportRejectedMessage } from '../domain/templates';
 
-export const imeiDigest = (imei: string) => keyedDigest('imei', imei);
 /** One case per flow; the id is derived (retries open the same case) but does not reveal the flow id. */
 export const caseIdOf = (flowId: string) => 'case_' + Buffer.from(keyedDigest('case', flowId), 'hex').subarray(0, 12).toString('base64url');
 

@@ -7,11 +7,15 @@ import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH,
 import { openFlowsClient, temporalClient } from '../lib/temporal';
 import { Problem, problem, type ProblemCode } from './problem';
 import { beginGuess, counting, guessKeys } from '../domain/limits';
+import { consume } from './rate-limit';
 import { drivenBySecret, flowSecretOf, sameSecret } from '../lib/secrets';
 import { resetRecord } from '../domain/flow-record';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
-import type { Request } from 'express';
+import type { Request, Router } from 'express';
+import type { z } from 'zod';
+import { route, type RouteSpec } from './registry';
+import { FlowSchema, flowIdParam } from './schemas';
 
 export async function handleOf(flowId: string): Promise<WorkflowHandle> {
   const workflowId = workflowIdOf(flowId);
@@ -191,11 +195,12 @@ export function mapUpdateError(err: unknown): unknown {
 const NOT_JUDGED = new Set(['step_mismatch', 'flow_not_found', 'code_expired', 'validation_failed']);
 
 /**
- * Sends a guess (a code, security answers) after counting it against the flow's identifier and account,
+ * Sends a guess (a code, security answers), counted per flow (a rate limit) and against the flow's identifier and account,
  * across all their flows, before the flow judges it (domain/limits.ts): past the hour's budget even a
  * right guess answers 429, and simultaneous guesses cannot pass the budget.
  */
 export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
+  await consume('submitPerFlow', flowId);
   const subject = await guessSubject(flowId);
   const flow = await counting(await beginGuess(guessKeys(subject)), () => update(flowId, def, ...args), (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)));
   res.status(200).json(flow);
@@ -209,4 +214,31 @@ async function guessSubject(flowId: string): Promise<{ subjectAccountId?: string
   const subject = await ask(flowId, flowSubjectQuery, true);
   if (!subject) throw problem('step_mismatch', 'The flow has ended.');
   return subject;
+}
+
+/** What a route on one flow gets: the flow id from its path, already authorised for this caller. */
+export interface FlowRequest<B> {
+  req: Request;
+  res: Response;
+  flowId: string;
+  /** The caller's session, for flows a signed-in user drives (a change); none for a flow driven by its secret. */
+  session?: SessionInfo;
+  body: B;
+}
+
+/**
+ * A route on one flow (/v1/flows/:flowId…): after the request is validated, the flow is authorised for this
+ * caller (authorizeFlow: its secret, or its owner's session; anybody else gets the 404 of an unknown flow).
+ */
+export function flowRoute<B extends z.ZodType | undefined = undefined>(
+  router: Router,
+  spec: Omit<RouteSpec<B, undefined>, 'tag' | 'ok'> & Partial<Pick<RouteSpec<B, undefined>, 'tag' | 'ok'>>,
+  handler: (f: FlowRequest<B extends z.ZodType ? z.infer<B> : undefined>) => Promise<unknown>,
+): void {
+  const full: RouteSpec<B, undefined> = { tag: 'Flows', params: flowIdParam, ok: { status: 200, description: 'The flow', schema: FlowSchema }, ...spec };
+  route(router, full, async (req, res, { body }) => {
+    const flowId = String(req.params.flowId);
+    const session = await authorizeFlow(req, flowId);
+    await handler({ req, res, flowId, session, body });
+  });
 }

@@ -95,7 +95,6 @@ function parseArgs(argv: string[]): Options {
 // The forgot-password flow as a client does it
 
 const RESET_STEPS = ['start', 'captcha_get', 'captcha_post', 'code_delivery', 'code_post', 'password_post', 'flow'] as const;
-type ResetStep = (typeof RESET_STEPS)[number];
 
 class Recorder {
   readonly steps = new Map<string, Samples>();

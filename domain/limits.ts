@@ -19,7 +19,7 @@ import { Counter } from '../db/models';
 import { config } from '../lib/config';
 import { parseIdentifier } from '../lib/identifiers';
 import { sha256 } from '../lib/secrets';
-import { problem } from '../api/problem';
+import { problem } from './problems';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

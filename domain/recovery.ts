@@ -10,7 +10,7 @@ import { codeDigest, keyedDigest, newCode, seal } from '../lib/secrets';
 import { maskEmail, maskPhone, parseIdentifier } from '../lib/identifiers';
 import { SECURITY_QUESTIONS } from '../lib/questions';
 import type { Channel } from '../workflows/messages';
-import { findAccountByIdentifier } from '../activities/accounts';
+import { findAccountByIdentifier } from './accounts';
 
 export interface RecoveryTarget {
   accountId?: string;
@@ -101,13 +101,19 @@ export async function findAndClaimRecoveryTarget(input: { flowId: string; identi
 }
 
 async function claimRecovery<T extends RecoveryTarget>(input: { flowId: string; identifier: string }, target: T): Promise<T & { previousFlowId?: string }> {
+  const previousFlowId = await claimPrevious(input);
+  return previousFlowId ? { ...target, previousFlowId } : target;
+}
+
+/** Claims the identifier's one active reset for this flow; returns the flow that held it before, if another. */
+async function claimPrevious(input: { flowId: string; identifier: string }): Promise<string | undefined> {
   const before = await Counter.findOneAndUpdate(
     { _id: recoveryClaimId(input.identifier) },
     { $set: { flowId: input.flowId, expire: new Date(Date.now() + RECOVERY_CLAIM_TTL_MS) } },
     { upsert: true, returnDocument: 'before' },
   ).lean();
   const previous = before?.flowId;
-  return previous && previous !== input.flowId ? { ...target, previousFlowId: previous } : target;
+  return previous && previous !== input.flowId ? previous : undefined;
 }
 
 /** A reset's target as the code step needs it: the claim's previous flow, and the code's HMAC when one was issued. */
@@ -125,19 +131,19 @@ export async function findClaimAndIssueCode(input: {
   codeId: string;
   ttlMs: number;
 }): Promise<FoundForCode> {
-  const { target, address } = await lookUpRecoveryTarget(input.identifier);
-  const claimed = await claimRecovery(input, target);
+  // the look-up and the claim at once (independent), then the code
+  const [{ target, address }, previousFlowId] = await Promise.all([lookUpRecoveryTarget(input.identifier), claimPrevious(input)]);
+  const claimed: FoundForCode = previousFlowId ? { ...target, previousFlowId } : target;
   const record = { _id: input.codeId, flowId: input.flowId, purpose: 'password_reset' as const, channel: target.channel, expiresAt: new Date(Date.now() + input.ttlMs) };
-  if (!address) {
-    await Code.updateOne({ _id: input.codeId }, { $setOnInsert: record }, { upsert: true });
-    return claimed;
-  }
+  // The same work either way: a code drawn and sealed, one insert; without an address nothing of it is kept.
   const code = newCode();
   const hmac = codeDigest(input.flowId, code);
+  const sealed = seal(input.codeId, { code, ttlMs: input.ttlMs });
   try {
-    await Code.create({ ...record, to: address, hmac, sealed: seal(input.codeId, { code, ttlMs: input.ttlMs }) });
-    return { ...claimed, hmac };
+    await Code.create(address ? { ...record, to: address, hmac, sealed } : record);
+    return address ? { ...claimed, hmac } : claimed;
   } catch (err) {
+    if (!address && (err as { code?: number }).code === 11000) return claimed; // a retry: the record is there
     // A retry raced an earlier attempt that did store it: that one is the code.
     const stored = await Code.findById(input.codeId).lean();
     if (stored?.hmac) return { ...claimed, hmac: stored.hmac };

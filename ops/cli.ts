@@ -27,7 +27,7 @@ import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { parseDuration } from '../lib/duration';
 import { closeTemporalClient, dataConverter, temporalClient } from '../lib/temporal';
 import { connectMongo, disconnectMongo } from '../db/mongo';
-import { CaseError, decideCase, listCases, listFlows } from '../lib/ops';
+import { CaseError, decideCase, listCases, listFlows } from './decisions';
 import { OpsError, cancelFlow, describeFlow, parseResetPoint, resetFlow, resolveWorkflowId } from './flows';
 import { bundleWorkflows, historyFromJson, replayHistories, type ReplayInput } from './replay';
 import { table, ago, truncate } from './format';

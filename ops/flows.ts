@@ -6,7 +6,7 @@ import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import type { History } from '@temporalio/common/lib/proto-utils';
 import { cancelUpdate, flowQuery, kindOfFlowId, workflowIdOf, FLOW_KIND, FLOW_STATUS, FLOW_STEP, FLOW_STEP_SINCE, type Flow, type FlowResult } from '../workflows/messages';
-import { reviewWorkflowId } from '../lib/ops';
+import { reviewWorkflowId } from './decisions';
 
 const EventType = temporal.api.enums.v1.EventType;
 const PendingActivityState = temporal.api.enums.v1.PendingActivityState;

@@ -113,7 +113,7 @@ async function main(): Promise<number> {
     // A signed-in session, so that the signed-in operations are fuzzed beyond their 401.
     Object.assign(process.env, appEnv);
     const { connectMongo, disconnectMongo } = await import('../db/mongo');
-    const { createAccount } = await import('../activities/accounts');
+    const { createAccount } = await import('../domain/accounts');
     const { hashSecret } = await import('../lib/passwords');
     await connectMongo(appEnv.MONGODB_URI);
     const password = 'fuzzing is a long password';

@@ -5,8 +5,8 @@
 import { config } from '../lib/config';
 import { connectMongo, disconnectMongo } from '../db/mongo';
 import { Account, Device } from '../db/models';
-import { createAccount } from '../activities/accounts';
-import { imeiDigest } from '../activities/support';
+import { createAccount } from '../domain/accounts';
+import { imeiDigest } from '../domain/devices';
 import { hashSecret } from '../lib/passwords';
 import { normalizeAnswer } from '../lib/questions';
 

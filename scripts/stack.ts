@@ -160,7 +160,7 @@ function tailOfFile(file: string, lines: number): string {
 
 /** The last `lines` lines of every *.log file in `dir`, each under a header; for failure reports. */
 export function tailLogs(dir: string, lines = 30): string {
-  let files: string[] = [];
+  let files: string[];
   try {
     files = fs.readdirSync(dir).filter((f) => f.endsWith('.log')).sort();
   } catch {

@@ -3,8 +3,8 @@
  * its state in a file so drills can kill and restart it), runs the test stages against it, stops it, and
  * exits with the first failing stage's code. Safe to run while `npm start` runs in the same clone.
  *
- * Stages run in order and stop at the first failure; jest is the first. Append later ones (failure drills,
- * fuzzing, browser tests) to `stages` below. Jest arguments (e.g. `npm test -- test/foo.test.ts`) mean
+ * Stages run in order and stop at the first failure: the type check and lint first (before any tool is
+ * installed or service started), then jest, fuzzing and the failure drills. Append new ones to `stages` below. Jest arguments (e.g. `npm test -- test/foo.test.ts`) mean
  * "just these tests": stages without `runWhenFiltered` are then skipped. TEST_STAGES=jest,drills picks stages.
  *
  * Services that already exist can be used instead of local ones: TEST_TEMPORAL_ADDRESS, TEST_MONGODB_URI,
@@ -39,6 +39,8 @@ export interface Stage {
   runWhenFiltered?: boolean;
   /** Run only when named in TEST_STAGES. */
   optIn?: boolean;
+  /** Needs no services: runs before the stack starts (ctx.stack is not there yet), so it fails in seconds. */
+  beforeStack?: boolean;
   /** Resolves with an exit code: 0 = passed. */
   run(ctx: StageContext): Promise<number>;
 }
@@ -65,8 +67,21 @@ async function runJest(ctx: StageContext): Promise<number> {
   return code;
 }
 
+/** A check that passes or fails as a whole (type check, lint), counted as one test in the closing line. */
+function check(name: string, command: string, args: string[]): Stage['run'] {
+  return async (ctx) => {
+    const code = await ctx.run(command, args);
+    reportCounts(name, { passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 });
+    return code;
+  };
+}
+
 /** The test stages, in order. Append new ones here. */
 export const stages: Stage[] = [
+  // every TypeScript file, drills and bench included (tsconfig.json): a type error fails the run in seconds
+  { name: 'typecheck', beforeStack: true, run: check('typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']) },
+  // ESLint (eslint.config.mjs: floating promises, what workflow code may import) and Prettier's formatting
+  { name: 'lint', beforeStack: true, run: check('lint', 'bash', ['-c', `"${bin('eslint')}" . && "${bin('prettier')}" --check --log-level warn .`]) },
   // Debian's Chromium for the browser tests (never a downloaded browser): installed when missing.
   {
     name: 'chromium',
@@ -106,6 +121,23 @@ async function main(): Promise<number> {
     smtpUrl: process.env.TEST_SMTP_URL || undefined,
   };
 
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'account-recovery-test-'));
+  const only = process.env.TEST_STAGES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const selected = (stage: Stage) => (only ? only.includes(stage.name) : !stage.optIn && (args.length === 0 || !!stage.runWhenFiltered));
+
+  // Checks that need no services run first, before any tool is installed or service started: they fail in seconds.
+  const earlyEnv: NodeJS.ProcessEnv = { ...process.env, TEST_DATA_DIR: dataDir };
+  for (const stage of stages.filter((st) => st.beforeStack && selected(st))) {
+    process.stderr.write(`test: stage ${stage.name}\n`);
+    const code = await stage.run({ env: earlyEnv, args, stack: undefined as never, dataDir, logDir: path.join(dataDir, 'logs'), run: (cmd, a, o = {}) => runChild(cmd, a, o.env ?? earlyEnv, o.cwd) });
+    if (code !== 0) {
+      const total = readCounts(dataDir);
+      process.stderr.write(`\ntest: stage ${stage.name} failed (exit ${code}); data in ${dataDir}\n`);
+      process.stdout.write(`\ntest: ${total.passed} passed, ${Math.max(total.failed, 1)} failed\n`);
+      return code;
+    }
+  }
+
   // the tools the local services need; the others are a convenience for tests that want them
   const required: ToolName[] = [];
   if (!external.temporalAddress) required.push('temporal');
@@ -120,7 +152,6 @@ async function main(): Promise<number> {
     }
   }
 
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'account-recovery-test-'));
   const logDir = path.join(dataDir, 'logs');
   let stack: Stack | undefined;
   let failed = false;
@@ -166,9 +197,8 @@ async function main(): Promise<number> {
     });
 
     const ctx: StageContext = { env, args, stack, dataDir, logDir, run: (cmd, a, o = {}) => runChild(cmd, a, o.env ?? env, o.cwd) };
-    const only = process.env.TEST_STAGES?.split(',').map((s) => s.trim()).filter(Boolean);
     for (const stage of stages) {
-      if (only ? !only.includes(stage.name) : stage.optIn || (args.length > 0 && !stage.runWhenFiltered)) continue;
+      if (stage.beforeStack || !selected(stage)) continue;
       process.stderr.write(`test: stage ${stage.name}\n`);
       const code = await stage.run(ctx);
       if (interrupted) return code; // the signal handler cleans up and reports

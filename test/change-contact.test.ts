@@ -230,7 +230,7 @@ describe('change email', () => {
   });
 
   test('an account without an email verifies by phone, and the change gives it one', async () => {
-    const { createAccount } = await import('../activities/accounts');
+    const { createAccount } = await import('../domain/accounts');
     const { hashSecret } = await import('../lib/passwords');
     const phone = newPhone();
     const accountId = await createAccount({ phone, passwordHash: await hashSecret('phone only account pass') });

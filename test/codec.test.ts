@@ -14,7 +14,7 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { startHarness, makeAccount, type Harness } from './support/harness';
 import { startSmtpRelay, type SmtpRelay } from './support/smtp-relay';
-import { OPS_TOKEN, bindDevice, contactEmail, decide, resetToSupport, setPassword, sleep, submitSupport, waitForFlow } from './support/scenarios';
+import { OPS_TOKEN, bindDevice, contactEmail, decide, setPassword, sleep, submitSupport, waitForFlow } from './support/scenarios';
 import { historyToJson } from '../ops/history-json';
 
 const ROOT = path.resolve(__dirname, '..');

@@ -25,7 +25,7 @@ const median = (xs: number[]) => {
 };
 
 test('200 existing vs 200 unknown identifiers: same answers, medians within 5 ms', async () => {
-  const { createAccount } = await import('../activities/accounts');
+  const { createAccount } = await import('../domain/accounts');
   const { hashSecret } = await import('../lib/passwords');
   const tag = crypto.randomBytes(3).toString('hex');
   const passwordHash = await hashSecret('enumeration test password');

@@ -165,7 +165,7 @@ describe('digests and sealing', () => {
 describe('mail transport', () => {
   it('sends one message after another over one kept-open SMTP connection', async () => {
     const net = await import('node:net');
-    const { createMailer } = await import('../activities/delivery');
+    const { createMailer } = await import('../domain/delivery');
     let connections = 0;
     // a minimal SMTP server that accepts everything and counts connections
     const server = net.createServer((sock) => {
@@ -190,7 +190,10 @@ describe('mail transport', () => {
           const line = buf.slice(0, nl).toUpperCase();
           buf = buf.slice(nl + 2);
           if (line.startsWith('EHLO')) sock.write('250-test\r\n250 PIPELINING\r\n');
-          else if (line.startsWith('DATA')) (inData = true), sock.write('354 go on\r\n');
+          else if (line.startsWith('DATA')) {
+            inData = true;
+            sock.write('354 go on\r\n');
+          }
           else if (line.startsWith('QUIT')) sock.end('221 bye\r\n');
           else sock.write('250 ok\r\n');
         }

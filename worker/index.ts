@@ -9,7 +9,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { config } from '../lib/config';
 import { connectConfig, dataConverter } from '../lib/temporal';
 import { connectMongo, disconnectMongo, sweepExpired } from '../db/mongo';
-import { closeMailer } from '../activities/delivery';
+import { closeMailer } from '../domain/delivery';
 import { log } from '../lib/log';
 import * as activities from '../activities';
 

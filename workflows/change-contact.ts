@@ -17,11 +17,10 @@
  */
 import { condition, patched, setHandler } from '@temporalio/workflow';
 import { db, quickDb } from './activities-proxy';
-import { FlowEnded, FlowState } from './flow-state';
+import { FlowEnded, FlowState, supersede } from './flow-state';
 import { Hold } from './hold';
 import { AccountAttempts, CodeStep } from './code-step';
-import { VerifyIdentity } from './steps';
-import { supersede } from './password-reset';
+import { IdentityProof } from './identity-proof';
 import {
   STEP_MISMATCH,
   cancelFlowSignal,
@@ -83,10 +82,10 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   const v11 = patched(CHANGE_RULES_PATCH);
   const attempts = new AccountAttempts(v11 ? undefined : accountId);
 
-  let identity: VerifyIdentity | undefined;
+  let identity: IdentityProof | undefined;
   let newCodes: CodeStep | undefined;
   /** The code step in progress: identity first, then the code to the new phone or email. */
-  const codes = () => newCodes ?? identity!.codes;
+  const codes = () => newCodes ?? identity!.codes!;
   let codeSent = false;
   let newValue: string | undefined;
   let newHint = '';
@@ -169,10 +168,17 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
     if (previousFlowId) await supersede(previousFlowId, flowId);
 
     // 1. Verify your identity: a code to the current phone (email); "not working?" → questions → support.
-    identity = new VerifyIdentity(flow, settings, { accountId, ...target }, attempts);
-    await identity.start();
+    identity = new IdentityProof(flow, settings, () => attempts, { purpose: 'verify_identity', supportMayNameAnotherAccount: false, keepStepWhenLeft: true });
+    const first = (identity.codes = new CodeStep(
+      flow,
+      settings,
+      { purpose: 'verify_identity', channel: target.channel, destinationHint: target.destinationHint, accountId, deliverable: true },
+      settings.codeTtlMs,
+      attempts,
+    ));
+    await first.send();
     codeSent = true;
-    if (!(await identity.proven())) return flow.view();
+    if (!(await identity.proven({ accountId, ...target }, first))) return flow.view();
     const held = v11 && identity.provedBy !== 'code';
     if (held) holdView = { holdSeconds: Math.round(settings.recoveryHoldMs / 1000) };
 

@@ -97,16 +97,13 @@ export class CodeStep {
   }
 
   /**
-   * Shows the step for a code an activity already issued (its id and HMAC; no HMAC: nothing was sent and
-   * nothing matches), starts its expiry timer and its delivery.
+   * Shows the step for a code already issued (its id and HMAC; no HMAC: nothing was sent and nothing matches)
+   * and starts its delivery. No timer: a submission checks the code's expiry against the clock, and a flow
+   * parked at this step has one timer less to fire (and replay) while it waits for its deadline.
    */
   sendIssued(codeId: string, hmac: string | undefined): void {
     const now = Date.now();
-    const code: IssuedCode = { codeId, hmac, expiresAt: now + this.ttlMs, attemptsLeft: this.settings.maxCodeAttempts, expired: false };
-    this.show(code, now);
-    void sleep(this.ttlMs).then(() => {
-      code.expired = true;
-    });
+    this.show({ codeId, hmac, expiresAt: now + this.ttlMs, attemptsLeft: this.settings.maxCodeAttempts, expired: false }, now);
     if (this.target.deliverable && hmac) this.deliver(codeId);
   }
 

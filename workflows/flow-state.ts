@@ -2,7 +2,7 @@
  * The state every flow keeps, and the one way it moves: `goTo(step)` / `end(status)`. Each move is
  * upserted as search attributes so the Temporal UI can filter "resets stuck at code for an hour".
  */
-import { condition, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, patched, sleep, upsertSearchAttributes } from '@temporalio/workflow';
 import {
   FLOW_KIND,
   FLOW_STATUS,
@@ -10,6 +10,8 @@ import {
   FLOW_STEP_SINCE,
   FLOW_ENDED,
   STEP_MISMATCH,
+  supersededSignal,
+  workflowIdOf,
   type Flow,
   type FlowKind,
   type FlowStatus,
@@ -17,6 +19,9 @@ import {
   type FlowResult,
   type FlowError,
 } from './messages';
+
+/** Flows started since this patch keep one timer for their deadline instead of one per step (FlowState.until). */
+const ONE_DEADLINE_TIMER_PATCH = 'one-deadline-timer-per-flow';
 
 /** Thrown inside the flow body when the flow ended while it was waiting (expired, cancelled, superseded). */
 export class FlowEnded extends Error {}
@@ -29,6 +34,8 @@ export class FlowState {
   deadline: number;
   /** Fields shown with the current step only; reset on every step change. */
   stepView: Partial<Flow> = {};
+  private oneTimer?: boolean;
+  private timer?: { at: number; fired: boolean; scope: CancellationScope };
 
   constructor(
     readonly flowId: string,
@@ -62,9 +69,42 @@ export class FlowState {
 
   /** Waits until `ready()` holds; ends the flow `expired` at the deadline, and unwinds if it ended meanwhile. */
   async until(ready: () => boolean): Promise<void> {
-    const inTime = await condition(() => ready() || !this.active, Math.max(this.deadline - Date.now(), 1));
-    if (!inTime && this.active) this.end('expired', 'deadline');
+    this.oneTimer ??= patched(ONE_DEADLINE_TIMER_PATCH);
+    if (!this.oneTimer) {
+      const inTime = await condition(() => ready() || !this.active, Math.max(this.deadline - Date.now(), 1));
+      if (!inTime && this.active) this.end('expired', 'deadline');
+    } else {
+      for (;;) {
+        const timer = this.deadlineTimer();
+        await condition(() => ready() || !this.active || timer.fired || timer.at !== this.deadline);
+        if (ready() || !this.active) break;
+        if (timer.fired && timer.at === this.deadline) {
+          this.end('expired', 'deadline');
+          break;
+        }
+        // the deadline moved (a support review, a code to a new contact): the timer follows it
+      }
+    }
     if (!this.active) throw new FlowEnded(this.status);
+  }
+
+  /**
+   * The one timer of the current deadline (since ONE_DEADLINE_TIMER_PATCH): started by the first wait and kept
+   * by every later one while the deadline stays, replaced when it moves. Before, every wait started a timer
+   * of its own and cancelled it when the step was done: two commands more per step.
+   */
+  private deadlineTimer(): { at: number; fired: boolean } {
+    if (this.timer?.at === this.deadline) return this.timer;
+    this.timer?.scope.cancel();
+    const at = this.deadline;
+    const scope = new CancellationScope();
+    const timer = { at, fired: false, scope };
+    scope.run(() => sleep(Math.max(at - Date.now(), 1))).then(
+      () => (timer.fired = true),
+      () => undefined, // replaced by the timer of a later deadline
+    );
+    this.timer = timer;
+    return timer;
   }
 
   /** For update handlers: wait until the flow body has moved on from `step` (so the answer shows the next step). */
@@ -114,4 +154,15 @@ export function sameDigest(a: string | undefined, b: string): boolean {
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
   return diff === 0;
+}
+
+/** Tells the flow a newer one replaced (one per identifier or account) that it is superseded; one that has ended already is left alone. */
+export async function supersede(previousFlowId: string, byFlowId: string): Promise<void> {
+  const workflowId = workflowIdOf(previousFlowId);
+  if (!workflowId) return;
+  try {
+    await getExternalWorkflowHandle(workflowId).signal(supersededSignal, { byFlowId });
+  } catch {
+    // it already ended: nothing to supersede
+  }
 }

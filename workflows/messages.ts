@@ -113,7 +113,12 @@ export const newCaptchaUpdate = defineUpdate<FlowResult, [{ answerDigest: string
  * `passed: true`; flows that took pictures by newCaptcha (before that) compare the digest. For a reset the API
  * has also looked the identifier up, claimed its active reset and issued the code (`found`, codeId included).
  */
-export const submitCaptchaUpdate = defineUpdate<FlowResult, [{ answerDigest: string; passed?: boolean; found?: FoundForCode & { codeId: string } }]>('submitCaptcha');
+export interface CaptchaAnswer {
+  answerDigest: string;
+  passed?: boolean;
+  found?: FoundForCode & { codeId: string };
+}
+export const submitCaptchaUpdate = defineUpdate<FlowResult, [CaptchaAnswer]>('submitCaptcha');
 export const submitCodeUpdate = defineUpdate<FlowResult, [{ codeDigest: string }]>('submitCode');
 export const resendCodeUpdate = defineUpdate<FlowResult, []>('resendCode');
 export const notWorkingUpdate = defineUpdate<FlowResult, []>('notWorking');
@@ -181,4 +186,18 @@ export function kindOfFlowId(flowId: string): FlowKind | undefined {
 export function workflowIdOf(flowId: string): string | undefined {
   const kind = kindOfFlowId(flowId);
   return kind && `${KIND_SLUG[kind]}/${flowId}`;
+}
+
+/** What a sign-up is for: a phone (E.164) or an email. */
+export interface SignUpContact {
+  kind: 'phone' | 'email';
+  value: string;
+}
+
+/** The documents a sign-up accepted (their versions), when, and whether cloud sync is on. */
+export interface SignUpConsent {
+  privacyPolicy: string;
+  userAgreement: string;
+  acceptedAt: string;
+  syncEnabled: boolean;
 }

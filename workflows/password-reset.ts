@@ -11,33 +11,14 @@
  * An identifier that matches no account walks the same steps with the same answers; nothing is sent
  * and no code or answer is ever accepted.
  */
-import { executeChild, getExternalWorkflowHandle, patched, setHandler, uuid4, ParentClosePolicy } from '@temporalio/workflow';
+import { patched, setHandler, uuid4 } from '@temporalio/workflow';
 import { db, quickDb, slow } from './activities-proxy';
-import { FlowEnded, FlowState, sameDigest } from './flow-state';
+import { FlowEnded, FlowState, supersede } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
-import { supportReview } from './support-review';
+import { CaptchaStep, IdentityProof } from './identity-proof';
 import { Hold } from './hold';
-import { AnswerAttempts } from './answer-attempts';
 import type { FoundForCode, RecoveryTarget } from '../domain/recovery';
-import {
-  STEP_MISMATCH,
-  cancelUpdate,
-  flowQuery,
-  flowSubjectQuery,
-  newCaptchaUpdate,
-  notWorkingUpdate,
-  resendCodeUpdate,
-  setPasswordUpdate,
-  submitAnswersUpdate,
-  submitCaptchaUpdate,
-  submitCodeUpdate,
-  submitSupportUpdate,
-  supersededSignal,
-  workflowIdOf,
-  type Flow,
-  type FlowSettings,
-  type SupportDecision,
-} from './messages';
+import { STEP_MISMATCH, cancelUpdate, flowQuery, flowSubjectQuery, resendCodeUpdate, setPasswordUpdate, submitCodeUpdate, supersededSignal, type Flow, type FlowSettings } from './messages';
 
 export interface PasswordResetInput {
   flowId: string;
@@ -47,13 +28,6 @@ export interface PasswordResetInput {
   expiresAt: number;
 }
 
-export interface SupportForm {
-  accountId: string;
-  imei: string;
-  contactEmail: string;
-  message?: string;
-}
-
 export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   const { flowId, settings } = input;
   const flow = new FlowState(flowId, 'password_reset', 'captcha', input.expiresAt);
@@ -61,14 +35,6 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   let subject: { accountId?: string; identifiers: string[] } = { identifiers: [input.identifier] };
   /** The account whose one-active-reset marker this flow holds (the one its identifier named). */
   let claimedFor: string | undefined;
-  let captchaDigest: string | undefined;
-  let captchaPassed = false;
-  let codes: CodeStep | undefined;
-  let notWorkingAllowed = true;
-  let wantsFallback = false;
-  let questionsPassed = false;
-  const answers = new AnswerAttempts(settings.maxAnswerAttempts);
-  let supportForm: SupportForm | undefined;
   let passwordHash: string | undefined;
   const hold = new Hold(flow);
   let attempts = new AccountAttempts(undefined);
@@ -89,75 +55,18 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
     },
   });
 
-  setHandler(
-    newCaptchaUpdate,
-    ({ answerDigest }) => {
-      captchaDigest = answerDigest;
-      return flow.ok();
-    },
-    { validator: flow.expect('captcha') },
-  );
-  setHandler(
-    submitCaptchaUpdate,
-    async ({ answerDigest, passed, found }) => {
-      const right = passed === true || sameDigest(captchaDigest, answerDigest); // passed: judged by the API
-      captchaDigest = undefined; // one answer per challenge
-      if (!right) return flow.fail('captcha_invalid');
-      captchaPassed = true;
-      foundByApi = found;
-      await flow.movedOn('captcha');
-      return flow.ok();
-    },
-    { validator: flow.expect('captcha') },
-  );
-  setHandler(submitCodeUpdate, ({ codeDigest }) => codes!.submit(codeDigest), { validator: flow.expect('code') });
-  setHandler(resendCodeUpdate, () => codes!.resend(), { validator: flow.expect('code') });
-  setHandler(
-    notWorkingUpdate,
-    async () => {
-      const from = flow.step;
-      wantsFallback = true;
-      await flow.movedOn(from);
-      return flow.ok();
-    },
-    {
-      validator: () => {
-        flow.expect('code', 'security_questions')();
-        if (!notWorkingAllowed) throw new Error('step_mismatch');
-      },
-    },
-  );
-  setHandler(
-    submitAnswersUpdate,
-    async ({ sealedAnswers }) => {
-      const blocked = attempts.blockedForMs();
-      if (blocked > 0) return flow.fail('too_many_attempts', { retryAfterMs: blocked });
-      answers.take();
-      const { ok } = await slow.verifySecurityAnswers({ flowId, accountId: subject.accountId, sealedAnswers });
-      answers.settle(ok);
-      if (ok) {
-        questionsPassed = true;
-      } else {
-        await attempts.recordFailure();
-        if (answers.left > 0) {
-          flow.goTo('security_questions', { ...flow.stepView, attemptsLeft: answers.left });
-          return flow.fail('answers_invalid', { attemptsLeft: answers.left });
-        }
-      }
-      await flow.movedOn('security_questions');
-      return ok ? flow.ok() : flow.fail('answers_invalid', { attemptsLeft: 0 });
-    },
-    { validator: flow.expect('security_questions') },
-  );
-  setHandler(
-    submitSupportUpdate,
-    async (form) => {
-      supportForm = form;
-      await flow.movedOn('support');
-      return flow.ok();
-    },
-    { validator: flow.expect('support') },
-  );
+  // 1. and 3.–4.: the captcha, and the "not working?" steps, as every flow has them (identity-proof.ts)
+  const captcha = new CaptchaStep(flow, ({ found }) => (foundByApi = found));
+  const proof = new IdentityProof(flow, settings, () => attempts, {
+    purpose: 'password_reset',
+    supportMayNameAnotherAccount: true,
+    keepStepWhenLeft: false,
+    // the new password is for the account the case was approved for
+    onApproved: (accountId) => (subject = { ...subject, accountId: accountId ?? subject.accountId }),
+  });
+  const codes = () => proof.codes!;
+  setHandler(submitCodeUpdate, ({ codeDigest }) => codes().submit(codeDigest), { validator: flow.expect('code') });
+  setHandler(resendCodeUpdate, () => codes().resend(), { validator: flow.expect('code') });
   setHandler(
     setPasswordUpdate,
     async (p) => {
@@ -188,17 +97,18 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
     }
 
     // 1. Captcha: prove a human is here before anything is looked up or sent.
-    await flow.until(() => captchaPassed);
+    await flow.until(() => captcha.passed);
 
     // 2. A code to the channel the identifier names.
+    // (the step is the proof's from the moment it shows: a code may be submitted while it is being issued)
     const codeStep = () =>
-      new CodeStep(
+      (proof.codes = new CodeStep(
         flow,
         settings,
         { purpose: 'password_reset', channel: target.channel, destinationHint: target.destinationHint, accountId: target.accountId, deliverable: !!target.accountId },
         settings.codeTtlMs,
         attempts,
-      );
+      ));
     if (patched(ONE_TRIP_PATCH)) {
       // From the captcha to the code in no activity, or one: the look-up, the claim of the identifier's one
       // active reset (every identifier has one, so a superseded flow tells nothing about an account) and the
@@ -209,8 +119,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       target = found;
       subject = { accountId: target.accountId, identifiers: target.identifiers };
       if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
-      codes = codeStep();
-      codes.sendIssued(codeId, found.hmac);
+      codeStep().sendIssued(codeId, found.hmac);
     } else {
       if (oneLookup) {
         // Since ONE_LOOKUP_PATCH: one activity after the captcha: the look-up and the claim. The superseded
@@ -219,54 +128,12 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
         subject = { accountId: target.accountId, identifiers: target.identifiers };
         if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
       }
-      codes = codeStep();
-      await codes.send();
+      await codeStep().send();
     }
-    await flow.until(() => codes!.verified || wantsFallback);
-    const provedChannelOnFile = codes.verified;
-
-    if (!provedChannelOnFile) {
-      // 3. "Not working?": the account's security questions, all three right.
-      if (target.questions.length > 0) {
-        wantsFallback = false;
-        flow.goTo('security_questions', { questions: target.questions, attemptsLeft: answers.left });
-        await flow.until(() => questionsPassed || answers.usedUp || wantsFallback);
-      }
-      notWorkingAllowed = false;
-
-      if (!questionsPassed) {
-        // 4. Support: a person checks the account ID and the device's IMEI.
-        flow.goTo('support');
-        await flow.until(() => supportForm !== undefined);
-        const form = supportForm!;
-        const { caseId } = await db.openSupportCase({ flowId, subjectAccountId: target.accountId, ...form });
-        flow.goTo('support_review', { supportCaseId: caseId });
-        flow.deadline = Date.now() + settings.supportReviewTtlMs;
-        const decision = await awaitReview(flow, caseId, settings.supportReviewTtlMs);
-        if (!decision) {
-          await db.expireSupportCase({ caseId });
-          flow.end('expired', 'support_review_timeout');
-          return flow.view();
-        }
-        if (!decision.approved) {
-          await db.notifySupportRejected({ caseId });
-          flow.end('rejected', 'support_rejected');
-          return flow.view();
-        }
-        // Approved: a code to the contact email the user gave, then a new password (held below).
-        flow.deadline = Date.now() + settings.flowTtlMs;
-        codes = new CodeStep(
-          flow,
-          settings,
-          { purpose: 'password_reset', channel: 'email', destinationHint: maskEmailHint(form.contactEmail), to: form.contactEmail, accountId: decision.accountId, deliverable: !!decision.accountId },
-          settings.codeTtlMs,
-          attempts,
-        );
-        subject = { ...subject, accountId: decision.accountId ?? subject.accountId };
-        await codes.send();
-        await flow.until(() => codes!.verified);
-      }
-    }
+    // 3.–4. "Not working?": the account's security questions; then support, where a person checks the account
+    //    ID and the device's IMEI, and an approved case sends a code to the contact email the user gave.
+    if (!(await proof.proven(target, codes()))) return flow.view();
+    const provedChannelOnFile = proof.provedBy === 'code';
 
     // 5. The new password (already an argon2 hash: the API never lets the plain text reach us); the
     //    screen says beforehand when a hold will follow.
@@ -322,33 +189,3 @@ const ONE_LOOKUP_PATCH = 'one-lookup-after-the-captcha';
 const ONE_TRIP_PATCH = 'one-activity-from-captcha-to-code';
 
 const allSteps = ['captcha', 'code', 'security_questions', 'support', 'support_review', 'new_password', 'hold'] as const;
-
-export async function supersede(previousFlowId: string, byFlowId: string): Promise<void> {
-  const workflowId = workflowIdOf(previousFlowId);
-  if (!workflowId) return;
-  try {
-    await getExternalWorkflowHandle(workflowId).signal(supersededSignal, { byFlowId });
-  } catch {
-    // it already ended: nothing to supersede
-  }
-}
-
-/** Hands the case to a human through the `supportReview` workflow and waits for the decision (null: no review in time). */
-export async function awaitReview(flow: FlowState, caseId: string, reviewTtlMs: number): Promise<(SupportDecision & { accountId?: string }) | null> {
-  let decision: (SupportDecision & { accountId?: string }) | null | undefined;
-  void executeChild(supportReview, {
-    workflowId: `support-review/${caseId}`,
-    args: [{ caseId, flowId: flow.flowId, reviewTtlMs }],
-    parentClosePolicy: ParentClosePolicy.TERMINATE,
-  }).then(
-    (d) => (decision = d),
-    () => (decision = null),
-  );
-  await flow.until(() => decision !== undefined);
-  return decision ?? null;
-}
-
-export function maskEmailHint(email: string): string {
-  const [local = '', domain = ''] = email.split('@');
-  return `${local.slice(0, 1)}***@${domain}`;
-}

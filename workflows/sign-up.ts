@@ -16,7 +16,7 @@ import { condition, setHandler } from '@temporalio/workflow';
 import { db } from './activities-proxy';
 import { FlowEnded, FlowState } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
-import { CaptchaStep } from './steps';
+import { CaptchaStep } from './identity-proof';
 import {
   STEP_MISMATCH,
   cancelUpdate,
@@ -32,7 +32,7 @@ import {
   type FlowSettings,
   type LegalDocument,
 } from './messages';
-import type { SignUpConsent, SignUpContact } from '../activities/signup';
+import type { SignUpConsent, SignUpContact } from './messages';
 
 export interface SignUpInput {
   flowId: string;

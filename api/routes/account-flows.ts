@@ -9,7 +9,7 @@ import { Problem, problem } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
 import { requireRecentSignIn, type SessionInfo } from '../auth';
-import { authorizeFlow, drive, handleOf, queryFlow, update } from '../flows-client';
+import { flowRoute, drive, handleOf, queryFlow, update } from '../flows-client';
 import { startFlow, withSecret } from './flows';
 import { beginTakenProbe, counting, signUpBudgetSpent } from '../../domain/limits';
 import { config } from '../../lib/config';
@@ -17,14 +17,13 @@ import { LEGAL_DOCUMENTS } from '../../lib/documents';
 import { flowSettings } from '../../lib/temporal';
 import { maskEmail, maskPhone, normalizeEmail, normalizePhone } from '../../lib/identifiers';
 import { sha256 } from '../../lib/secrets';
-import type { SignUpContact } from '../../activities/signup';
+import type { SignUpContact } from '../../workflows/messages';
 import { confirmUpdate, consentUpdate, firstStepUpdate, newEmailUpdate, newPhoneUpdate, type Flow } from '../../workflows/messages';
 import { signUp, type SignUpInput } from '../../workflows/sign-up';
 import { changeEmail, changePhone, type ChangeContactInput } from '../../workflows/change-contact';
 
 export const accountFlowsRouter = Router();
 const tag = 'Flows';
-const params = S.flowIdParam;
 
 const SignUpBody = z
   .object({
@@ -151,77 +150,61 @@ for (const what of ['phone', 'email'] as const) {
   );
 }
 
-route(
+flowRoute(
   accountFlowsRouter,
   {
     method: 'post',
     path: '/v1/flows/:flowId/consent',
     summary: 'Accept the privacy policy and the user agreement (at the versions shown), sync on or off',
-    tag,
-    params,
     body: ConsentBody,
     ok: { status: 200, description: 'The flow, at password', schema: S.FlowSchema },
     errors: ['flow_not_found', 'step_mismatch', 'consent_required', 'document_outdated'],
   },
-  async (req, res, { body }) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  async ({ res, flowId, body }) => {
     await drive(res, flowId, consentUpdate, body);
   },
 );
 
-route(
+flowRoute(
   accountFlowsRouter,
   {
     method: 'post',
     path: '/v1/flows/:flowId/new-phone',
     summary: 'The new phone number (shown masked for confirmation)',
-    tag,
-    params,
     body: NewPhoneBody,
     ok: { status: 200, description: 'The flow, at confirm_new_phone', schema: S.FlowSchema },
     errors: ['flow_not_found', 'step_mismatch', 'phone_taken', 'rate_limited'],
   },
-  async (req, res, { body }) => {
-    const flowId = String(req.params.flowId);
-    const session = await authorizeFlow(req, flowId);
+  async ({ res, flowId, session, body }) => {
     res.json(await probeNewContact(flowId, session, () => update(flowId, newPhoneUpdate, { phone: phoneOf(body.phone) })));
   },
 );
 
-route(
+flowRoute(
   accountFlowsRouter,
   {
     method: 'post',
     path: '/v1/flows/:flowId/new-email',
     summary: 'The new email address (shown masked for confirmation)',
-    tag,
-    params,
     body: NewEmailBody,
     ok: { status: 200, description: 'The flow, at confirm_new_email', schema: S.FlowSchema },
     errors: ['flow_not_found', 'step_mismatch', 'email_taken', 'rate_limited'],
   },
-  async (req, res, { body }) => {
-    const flowId = String(req.params.flowId);
-    const session = await authorizeFlow(req, flowId);
+  async ({ res, flowId, session, body }) => {
     res.json(await probeNewContact(flowId, session, () => update(flowId, newEmailUpdate, { email: emailOf(body.email) })));
   },
 );
 
-route(
+flowRoute(
   accountFlowsRouter,
   {
     method: 'post',
     path: '/v1/flows/:flowId/confirm',
     summary: '"OK": send the code to the new phone or email',
-    tag,
-    params,
     ok: { status: 200, description: 'The flow, at code', schema: S.FlowSchema },
     errors: ['flow_not_found', 'step_mismatch'],
   },
-  async (req, res) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  async ({ res, flowId }) => {
     await drive(res, flowId, confirmUpdate);
   },
 );

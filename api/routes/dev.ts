@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { route } from '../registry';
-import { Outbox } from '../../db/models';
+import { mailbox } from '../../domain/delivery';
 import { deviceAttestationOf } from '../../lib/secrets';
 
 export const devRouter = Router();
@@ -14,9 +14,7 @@ route(
   devRouter,
   { method: 'get', path: '/v1/dev/outbox', summary: 'Messages delivered to an address, newest first (development only)', tag: 'Development', query: OutboxQuery, ok: { status: 200, description: 'Messages', schema: z.array(OutboxMessage) } },
   async (_req, res, { query }) => {
-    const mailbox = await Outbox.findById(query.to.trim().toLowerCase()).lean();
-    const rows = [...(mailbox?.messages ?? [])].sort((a, b) => (b.sentAt?.getTime() ?? 0) - (a.sentAt?.getTime() ?? 0)).slice(0, 100);
-    res.json(rows.map((r) => ({ channel: r.channel, to: r.to, subject: r.subject ?? '', text: r.text ?? '', flowId: r.flowId ?? undefined, sentAt: (r.sentAt ?? new Date(0)).toISOString() })));
+    res.json(await mailbox(query.to));
   },
 );
 

@@ -1,13 +1,14 @@
 /** The flow endpoints of ../shared/API.md: start a flow, then drive it step by step. */
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
+import type { z } from 'zod';
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { route } from '../registry';
-import { problem } from '../problem';
+import { problem, type ProblemCode } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { authorizeFlow, drive, guess, queryFlow, subjectAt, update } from '../flows-client';
-import { createSession } from '../auth';
+import { flowRoute, drive, guess, queryFlow, subjectAt, update } from '../flows-client';
+import { createSession } from '../../domain/sessions';
 import { config } from '../../lib/config';
 import { flowSettings, temporalClient } from '../../lib/temporal';
 import { parseIdentifier } from '../../lib/identifiers';
@@ -114,42 +115,34 @@ route(
   },
 );
 
-route(
+flowRoute(
   flowsRouter,
-  { method: 'get', path: '/v1/flows/:flowId', summary: 'The current state of a flow', tag, params, ok: { status: 200, description: 'The flow', schema: S.FlowSchema }, errors: ['flow_not_found'] },
-  async (req, res) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  { method: 'get', path: '/v1/flows/:flowId', summary: 'The current state of a flow', errors: ['flow_not_found'] },
+  async ({ res, flowId }) => {
     res.json(await queryFlow(flowId));
   },
 );
 
-route(
+flowRoute(
   flowsRouter,
-  { method: 'delete', path: '/v1/flows/:flowId', summary: 'Cancel a flow', tag, params, ok: { status: 200, description: 'The flow, cancelled', schema: S.FlowSchema }, errors: ['flow_not_found', 'step_mismatch'] },
-  async (req, res) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  { method: 'delete', path: '/v1/flows/:flowId', summary: 'Cancel a flow', ok: { status: 200, description: 'The flow, cancelled', schema: S.FlowSchema }, errors: ['flow_not_found', 'step_mismatch'] },
+  async ({ res, flowId }) => {
     const flow = await update(flowId, cancelUpdate);
     await recordEnded(flowId);
     res.json(flow);
   },
 );
 
-route(
+flowRoute(
   flowsRouter,
   {
     method: 'get',
     path: '/v1/flows/:flowId/captcha',
     summary: 'A fresh captcha picture (the previous one is void)',
-    tag,
-    params,
     ok: { status: 200, description: 'An SVG text-in-picture challenge', schema: 'svg' },
     errors: ['flow_not_found', 'step_mismatch'],
   },
-  async (req, res) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  async ({ res, flowId }) => {
     // judged here (domain/flow-record.ts): a picture is no update to the flow, and a reset's record says where it stands
     const record = await resetRecord(flowId);
     if (!record) await subjectAt(flowId, 'captcha');
@@ -160,12 +153,10 @@ route(
   },
 );
 
-route(
+flowRoute(
   flowsRouter,
-  { method: 'post', path: '/v1/flows/:flowId/captcha', summary: 'Answer the captcha', tag, params, body: S.CaptchaBody, ok: { status: 200, description: 'The flow', schema: S.FlowSchema }, errors: ['flow_not_found', 'step_mismatch', 'captcha_invalid'] },
-  async (req, res, { body }) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  { method: 'post', path: '/v1/flows/:flowId/captcha', summary: 'Answer the captcha', body: S.CaptchaBody, errors: ['flow_not_found', 'step_mismatch', 'captcha_invalid'] },
+  async ({ res, flowId, body }) => {
     // Only a passed captcha reaches the flow. No picture to answer (never fetched, answered, expired): a new one
     // must be fetched, if the flow is at the captcha at all.
     const { verdict, identifier } = await answerChallenge(flowId, body.answer);
@@ -179,117 +170,81 @@ route(
     // update (the same work for an unknown identifier: domain/recovery.ts), and whom it is for kept in its record.
     const codeId = randomUUID();
     const found = identifier ? { ...(await findClaimAndIssueCode({ flowId, identifier, codeId, ttlMs: config().RESET_CODE_TTL })), codeId } : undefined;
-    if (found) {
-      await recordResetTarget(flowId, found);
-      if (found.previousFlowId) await recordEnded(found.previousFlowId); // the flow tells the one it supersedes
-    }
-    await drive(res, flowId, submitCaptchaUpdate, { answerDigest: captchaDigest(flowId, body.answer), passed: true, found });
+    // (the record is written while the flow takes the update: the client's next request comes after both)
+    const [flow] = await Promise.all([
+      update(flowId, submitCaptchaUpdate, { answerDigest: captchaDigest(flowId, body.answer), passed: true, found }),
+      found && recordResetTarget(flowId, found),
+      found?.previousFlowId && recordEnded(found.previousFlowId), // the flow tells the one it supersedes
+    ]);
+    res.json(flow);
   },
 );
 
-route(
-  flowsRouter,
-  {
-    method: 'post',
-    path: '/v1/flows/:flowId/code',
-    summary: 'Submit the 6-digit code',
-    tag,
-    params,
-    body: S.CodeBody,
-    ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch', 'code_invalid', 'code_expired', 'code_exhausted', 'too_many_attempts'],
-  },
-  async (req, res, { body }) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
-    await consume('submitPerFlow', flowId);
-    await guess(res, flowId, submitCodeUpdate, { codeDigest: codeDigest(flowId, body.code) });
-  },
+/**
+ * A guess at a flow's step (a code, the security answers): counted per flow and against the flow's identifier and
+ * account before the flow judges it (guess(), domain/limits.ts).
+ */
+function guessRoute<B extends z.ZodType>(action: string, summary: string, body: B, errors: ProblemCode[], send: (res: Response, flowId: string, body: z.infer<B>) => Promise<void>) {
+  flowRoute(flowsRouter, { method: 'post', path: `/v1/flows/:flowId/${action}`, summary, body, errors: ['flow_not_found', 'step_mismatch', ...errors, 'too_many_attempts'] }, ({ res, flowId, body: given }) =>
+    send(res, flowId, given as z.infer<B>),
+  );
+}
+
+guessRoute('code', 'Submit the 6-digit code', S.CodeBody, ['code_invalid', 'code_expired', 'code_exhausted'], (res, flowId, { code }) =>
+  guess(res, flowId, submitCodeUpdate, { codeDigest: codeDigest(flowId, code) }),
 );
 
-route(
+flowRoute(
   flowsRouter,
   {
     method: 'post',
     path: '/v1/flows/:flowId/resend',
     summary: 'Send a new code (the old one is void)',
-    tag,
-    params,
-    ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
     errors: ['flow_not_found', 'step_mismatch', 'resend_too_soon', 'resend_limit'],
   },
-  async (req, res) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  async ({ res, flowId }) => {
     await drive(res, flowId, resendCodeUpdate);
   },
 );
 
-route(
+flowRoute(
   flowsRouter,
-  { method: 'post', path: '/v1/flows/:flowId/not-working', summary: '"Not working?": code → security questions → support', tag, params, ok: { status: 200, description: 'The flow', schema: S.FlowSchema }, errors: ['flow_not_found', 'step_mismatch'] },
-  async (req, res) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  { method: 'post', path: '/v1/flows/:flowId/not-working', summary: '"Not working?": code → security questions → support', errors: ['flow_not_found', 'step_mismatch'] },
+  async ({ res, flowId }) => {
     await drive(res, flowId, notWorkingUpdate);
   },
 );
 
-route(
-  flowsRouter,
-  {
-    method: 'post',
-    path: '/v1/flows/:flowId/security-answers',
-    summary: 'Answer the security questions (all must be right)',
-    tag,
-    params,
-    body: S.AnswersBody,
-    ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch', 'answers_invalid', 'too_many_attempts'],
-  },
-  async (req, res, { body }) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
-    await consume('submitPerFlow', flowId);
-    await guess(res, flowId, submitAnswersUpdate, { sealedAnswers: seal(flowId, body.answers) });
-  },
+guessRoute('security-answers', 'Answer the security questions (all must be right)', S.AnswersBody, ['answers_invalid'], (res, flowId, { answers }) =>
+  guess(res, flowId, submitAnswersUpdate, { sealedAnswers: seal(flowId, answers) }),
 );
 
-route(
+flowRoute(
   flowsRouter,
   {
     method: 'post',
     path: '/v1/flows/:flowId/support',
     summary: 'Ask a person for help: account id, device IMEI and an email to answer to',
-    tag,
-    params,
     body: S.SupportBody,
     ok: { status: 200, description: 'The flow, at support_review', schema: S.FlowSchema },
     errors: ['flow_not_found', 'step_mismatch'],
   },
-  async (req, res, { body }) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  async ({ res, flowId, body }) => {
     await recordViaSupport(flowId);
     await drive(res, flowId, submitSupportUpdate, { accountId: body.accountId, imei: body.imei, contactEmail: body.contactEmail.toLowerCase(), message: body.message });
   },
 );
 
-route(
+flowRoute(
   flowsRouter,
   {
     method: 'post',
     path: '/v1/flows/:flowId/password',
     summary: 'Choose the new password (a sign-up: the password of the new account, which is then signed in)',
-    tag,
-    params,
     body: S.PasswordBody,
-    ok: { status: 200, description: 'The flow', schema: S.FlowSchema },
     errors: ['flow_not_found', 'step_mismatch', 'password_mismatch', 'password_weak', 'phone_taken', 'email_taken'],
   },
-  async (req, res, { body }) => {
-    const flowId = String(req.params.flowId);
-    await authorizeFlow(req, flowId);
+  async ({ res, flowId, body }) => {
     await consume('submitPerFlow', flowId);
     // whose password: a reset's record says (unless a person decided it), else the flow is asked
     const record = await resetRecord(flowId);

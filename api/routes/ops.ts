@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { route } from '../registry';
 import { problem } from '../problem';
 import { temporalClient } from '../../lib/temporal';
-import { CASE_STATUSES, CaseError, decideCase, listCases, listFlows } from '../../lib/ops';
+import { CASE_STATUSES, CaseError, decideCase, listCases, listFlows } from '../../ops/decisions';
 import { parseDuration } from '../../lib/duration';
 
 export const opsRouter = Router();

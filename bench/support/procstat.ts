@@ -49,7 +49,12 @@ export function groupPids(pgid: number): number[] {
   let grew = true;
   while (grew) {
     grew = false;
-    for (const p of all) if (!members.has(p.pid) && members.has(p.ppid)) (members.add(p.pid), (grew = true));
+    for (const p of all) {
+      if (!members.has(p.pid) && members.has(p.ppid)) {
+        members.add(p.pid);
+        grew = true;
+      }
+    }
   }
   return [...members];
 }

@@ -32,7 +32,7 @@ export function freshPassword(): string {
 
 /** `count` accounts through createAccount, `concurrency` at a time. Emails: `<prefix>-<n>@example.com`. */
 export async function seedAccounts(prefix: string, count: number, opts: { phoneOffset?: number; concurrency?: number; passwordHash?: string } = {}): Promise<SeededAccount[]> {
-  const { createAccount } = await import('../../activities/accounts');
+  const { createAccount } = await import('../../domain/accounts');
   const { hashSecret } = await import('../../lib/passwords');
   const passwordHash = opts.passwordHash ?? (await hashSecret('old bench password is long'));
   const out: SeededAccount[] = new Array(count);
@@ -52,7 +52,7 @@ export async function seedAccounts(prefix: string, count: number, opts: { phoneO
 /** The same documents createAccount writes, inserted in batches: for thousands of accounts. */
 export async function seedAccountsBulk(prefix: string, count: number, opts: { phoneOffset?: number; passwordHash?: string } = {}): Promise<SeededAccount[]> {
   const { Account, Contact } = await import('../../db/models');
-  const { contactKey } = await import('../../activities/accounts');
+  const { contactKey } = await import('../../domain/accounts');
   const { newAccountId } = await import('../../lib/secrets');
   const { hashSecret } = await import('../../lib/passwords');
   const passwordHash = opts.passwordHash ?? (await hashSecret('old bench password is long'));

@@ -44,7 +44,7 @@ export async function startHarness(name: string, env: Record<string, string> = {
   const { createWorker } = await import('../../worker');
   const { createApp } = await import('../../api/app');
   const { closeTemporalClient } = await import('../../lib/temporal');
-  const { closeMailer } = await import('../../activities/delivery');
+  const { closeMailer } = await import('../../domain/delivery');
   const { bundleWorkflowCode, Runtime, DefaultLogger } = await import('@temporalio/worker');
   try {
     Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -170,7 +170,7 @@ let nextPhone = crypto.randomInt(0, 10_000);
 
 /** A fresh account with all three security questions answered "blue", created through the real code. */
 export async function makeAccount(opts: { email?: string; phone?: string; password?: string; questions?: boolean } = {}) {
-  const { createAccount } = await import('../../activities/accounts');
+  const { createAccount } = await import('../../domain/accounts');
   const { hashSecret } = await import('../../lib/passwords');
   const { normalizeAnswer } = await import('../../lib/questions');
   const tag = crypto.randomBytes(4).toString('hex');

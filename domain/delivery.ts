@@ -64,13 +64,15 @@ async function sendSms(m: Message): Promise<string> {
   return res.headers.get('x-message-id') ?? m.key;
 }
 
-/** Sends `m` once. Returns false when a previous attempt already sent it. */
-export async function deliver(m: Message): Promise<boolean> {
-  const row = await Delivery.findOneAndUpdate(
-    { _id: m.key },
-    { $setOnInsert: { channel: m.channel, status: 'sending' }, $inc: { attempts: 1 } },
-    { upsert: true, returnDocument: 'after' },
-  ).lean();
+/** Counts an attempt at message `key`; answers its record (status 'sent' once an attempt sent it). */
+export async function claimDelivery(key: string): Promise<{ status?: string | null; sentAt?: Date | null }> {
+  const row = await Delivery.findOneAndUpdate({ _id: key }, { $setOnInsert: { status: 'sending' }, $inc: { attempts: 1 } }, { upsert: true, returnDocument: 'after' }).lean();
+  return row ?? {};
+}
+
+/** Sends `m` once (`claimed`: its claimDelivery, when the caller made it already). Returns false when a previous attempt already sent it. */
+export async function deliver(m: Message, claimed?: { status?: string | null; sentAt?: Date | null }): Promise<boolean> {
+  const row = claimed ?? (await claimDelivery(m.key));
   if (row?.status === 'sent') {
     // Sent by an earlier attempt that failed afterwards (e.g. writing the outbox): finish the outbox entry.
     if (!config().isProduction) await toOutbox(m, row.sentAt ?? new Date());
@@ -80,13 +82,17 @@ export async function deliver(m: Message): Promise<boolean> {
   try {
     providerId = m.channel === 'email' ? await sendEmail(m) : await sendSms(m);
   } catch (err) {
-    // The failure goes into Temporal as plain text (failures are not payloads): keep addresses out of it.
+    // The failure goes into Temporal as plain text (failures are not payloads): keep addresses out of it, and
+    // so no `cause` either (the provider's error quotes the recipient).
+    // eslint-disable-next-line preserve-caught-error
     throw new Error(`${m.channel} delivery failed: ${withoutAddresses(String((err as Error)?.message ?? err))}`);
   }
   const sentAt = new Date();
   // Sent: from here on a failed attempt would send it again on retry, so the record of it must land.
-  await untilStored(() => Delivery.updateOne({ _id: m.key }, { $set: { status: 'sent', sentAt, providerId } }));
-  if (!config().isProduction) await toOutbox(m, sentAt);
+  await Promise.all([
+    untilStored(() => Delivery.updateOne({ _id: m.key }, { $set: { status: 'sent', channel: m.channel, sentAt, providerId } })),
+    !config().isProduction && toOutbox(m, sentAt),
+  ]);
   return true;
 }
 
@@ -123,4 +129,11 @@ async function toOutbox(m: Message, sentAt: Date): Promise<void> {
 /** Strips email addresses and phone numbers from a provider's error text (an SMTP 550 quotes the recipient). */
 export function withoutAddresses(text: string): string {
   return text.replace(/[^\s<>"'()]+@[^\s<>"'()]+/g, '<address>').replace(/\+?\d[\d\s-]{6,}\d/g, '<number>');
+}
+
+/** Development only: the messages delivered to an address, newest first (at most 100). */
+export async function mailbox(address: string): Promise<{ channel: string; to: string; subject: string; text: string; flowId?: string; sentAt: string }[]> {
+  const box = await Outbox.findById(address.trim().toLowerCase()).lean();
+  const rows = [...(box?.messages ?? [])].sort((a, b) => (b.sentAt?.getTime() ?? 0) - (a.sentAt?.getTime() ?? 0)).slice(0, 100);
+  return rows.map((r) => ({ channel: r.channel ?? '', to: r.to ?? '', subject: r.subject ?? '', text: r.text ?? '', flowId: r.flowId ?? undefined, sentAt: (r.sentAt ?? new Date(0)).toISOString() }));
 }

@@ -1,5 +1,5 @@
 /** The words people receive. No secret other than the code the message exists to carry. */
-import type { CodePurpose } from './codes';
+import type { CodePurpose } from '../activities/codes';
 
 export interface Rendered {
   subject: string;

@@ -1,8 +1,13 @@
-/** Account helpers shared by activities and the API. */
+/** Accounts: finding one by an identifier, creating one, telling every channel on file, its summary and security answers. */
 import { Account, Contact, type AccountDoc } from '../db/models';
 import type { Identifier } from '../lib/identifiers';
 import { deliver } from './delivery';
-import type { Rendered } from './templates';
+import { securityQuestionsChangedMessage, type Rendered } from './templates';
+import { maskEmail, maskPhone } from '../lib/identifiers';
+import { SECURITY_QUESTIONS, normalizeAnswer } from '../lib/questions';
+import { hashSecret } from '../lib/passwords';
+import { devicesOf } from './devices';
+import { problem } from './problems';
 
 export const contactKey = (kind: 'email' | 'phone', value: string) => `${kind}:${value}`;
 
@@ -64,4 +69,38 @@ export async function createAccount(input: {
     if (err instanceof ContactTakenError) await Contact.deleteMany({ _id: { $in: claimed }, accountId });
     throw err;
   }
+}
+
+/** The signed-in account as GET /v1/me shows it: contacts masked, devices, consent. */
+export async function accountSummary(accountId: string) {
+  const account = await Account.findById(accountId).lean();
+  if (!account) throw problem('unauthorized');
+  return {
+    accountId: account._id,
+    email: account.email ? maskEmail(account.email) : undefined,
+    phone: account.phone ? maskPhone(account.phone) : undefined,
+    devices: await devicesOf(accountId),
+    consent: account.consent?.acceptedAt
+      ? { privacyPolicy: account.consent.privacyPolicy, userAgreement: account.consent.userAgreement, acceptedAt: account.consent.acceptedAt.toISOString(), syncEnabled: !!account.consent.syncEnabled }
+      : undefined,
+    hasSecurityQuestions: (account.securityAnswers?.length ?? 0) >= 3,
+    createdAt: (account as { createdAt?: Date }).createdAt?.toISOString() ?? new Date(0).toISOString(),
+  };
+}
+
+/**
+ * New security answers: three distinct questions of the catalogue, none empty; stored as argon2 hashes of the
+ * normalised answers. They open a recovery, so the caller has checked the password. Every channel on file is told.
+ */
+export async function setSecurityAnswers(accountId: string, answers: { questionId: string; answer: string }[]): Promise<void> {
+  const ids = answers.map((a) => a.questionId);
+  const known = new Set<string>(SECURITY_QUESTIONS.map((q) => q.id));
+  if (ids.length !== 3 || new Set(ids).size !== 3 || ids.some((id) => !known.has(id))) {
+    throw problem('validation_failed', 'answers: three distinct questionIds from GET /v1/security-questions', { errors: [{ path: 'body.answers', message: 'three distinct known questions' }] });
+  }
+  if (answers.some((a) => normalizeAnswer(a.answer) === '')) throw problem('validation_failed', 'answers: an answer is empty');
+  const securityAnswers = await Promise.all(answers.map(async (a) => ({ questionId: a.questionId, hash: await hashSecret(normalizeAnswer(a.answer)) })));
+  await Account.updateOne({ _id: accountId }, { $set: { securityAnswers } });
+  const now = new Date();
+  await notifyAccount(accountId, `questions:${accountId}:${now.getTime()}`, securityQuestionsChangedMessage(now));
 }
