@@ -29,9 +29,19 @@ export default tseslint.config(
         {
           patterns: [
             { regex: '^node:', message: 'Workflow code runs in a deterministic sandbox: no Node built-ins (do I/O in an activity).' },
-            { regex: '^(fs|path|os|crypto|http|https|net|child_process|worker_threads|timers)$', message: 'Workflow code runs in a deterministic sandbox: no Node built-ins (do I/O in an activity).' },
-            { regex: '^(mongoose|nodemailer|argon2|express|@temporalio/(client|worker|activity))$', message: 'I/O libraries belong in activities/ and domain/, not in workflow code.' },
-            { regex: '^\\.\\./(activities|db|domain|api|lib)(/|$)', allowTypeImports: true, message: 'Workflow code may only import types from activities/, db/, domain/, api/ and lib/ (call activities through proxyActivities).' },
+            {
+              regex: '^(fs|path|os|crypto|http|https|net|child_process|worker_threads|timers)$',
+              message: 'Workflow code runs in a deterministic sandbox: no Node built-ins (do I/O in an activity).',
+            },
+            {
+              regex: '^(mongoose|nodemailer|argon2|express|@temporalio/(client|worker|activity))$',
+              message: 'I/O libraries belong in activities/ and domain/, not in workflow code.',
+            },
+            {
+              regex: '^\\.\\./(activities|db|domain|api|lib)(/|$)',
+              allowTypeImports: true,
+              message: 'Workflow code may only import types from activities/, db/, domain/, api/ and lib/ (call activities through proxyActivities).',
+            },
           ],
         },
       ],
@@ -41,7 +51,16 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
-      globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setTimeout: 'readonly' },
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        process: 'readonly',
+        __dirname: 'readonly',
+        console: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setTimeout: 'readonly',
+      },
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

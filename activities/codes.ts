@@ -53,7 +53,16 @@ export async function issueCode(input: IssueCodeInput): Promise<{ hmac?: string 
     const notice: Sealed = { notice: 'sign_up_exists' };
     await Code.updateOne(
       { _id: input.codeId },
-      { $setOnInsert: { flowId: input.flowId, purpose: input.purpose, channel: input.channel, to, sealed: seal(input.codeId, notice), expiresAt: new Date(Date.now() + input.ttlMs) } },
+      {
+        $setOnInsert: {
+          flowId: input.flowId,
+          purpose: input.purpose,
+          channel: input.channel,
+          to,
+          sealed: seal(input.codeId, notice),
+          expiresAt: new Date(Date.now() + input.ttlMs),
+        },
+      },
       { upsert: true },
     );
     return {};

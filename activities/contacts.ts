@@ -31,13 +31,20 @@ export async function changeContactTarget({ accountId, kind }: { accountId: stri
   return {
     channel: channelOf(via),
     destinationHint: maskOf(via, account[via]!),
-    questions:
-      answers.length >= 3 ? answers.map((a) => ({ id: a.questionId!, text: SECURITY_QUESTIONS.find((q) => q.id === a.questionId)?.text ?? a.questionId! })) : [],
+    questions: answers.length >= 3 ? answers.map((a) => ({ id: a.questionId!, text: SECURITY_QUESTIONS.find((q) => q.id === a.questionId)?.text ?? a.questionId! })) : [],
   };
 }
 
 /** Whether a new phone or email is free (a hint only: the change itself claims it, see applyContactChange). */
-export async function checkNewContact({ accountId, kind, value }: { accountId: string; kind: ContactKind; value: string }): Promise<{ owner: 'nobody' | 'you' | 'someone_else'; hint: string }> {
+export async function checkNewContact({
+  accountId,
+  kind,
+  value,
+}: {
+  accountId: string;
+  kind: ContactKind;
+  value: string;
+}): Promise<{ owner: 'nobody' | 'you' | 'someone_else'; hint: string }> {
   const contact = await Contact.findById(contactKey(kind, value)).lean();
   const owner = !contact ? 'nobody' : contact.accountId === accountId ? 'you' : 'someone_else';
   return { owner, hint: maskOf(kind, value) };
@@ -89,7 +96,14 @@ export async function applyContactChange(input: {
  * replaced included, since it is still the account's) gets a one-time link to cancel. Returns the
  * token's digest; the token is derived, so a retried activity sends the same one.
  */
-export async function startContactChangeHold(input: { flowId: string; accountId: string; kind: ContactKind; newHint: string; holdUntil: string; round: number }): Promise<{ tokenDigest: string }> {
+export async function startContactChangeHold(input: {
+  flowId: string;
+  accountId: string;
+  kind: ContactKind;
+  newHint: string;
+  holdUntil: string;
+  round: number;
+}): Promise<{ tokenDigest: string }> {
   const { url, tokenDigest } = vetoLinkOf(input.flowId);
   await notifyAccount(input.accountId, `${input.flowId}:hold:${input.round}`, contactChangeHoldMessage(input.kind, input.newHint, input.holdUntil, url), input.flowId);
   return { tokenDigest };

@@ -73,7 +73,17 @@ export async function startRecoveryHold({ flowId, accountId, holdUntil }: { flow
  * told. With `releaseClaimOf` (since `one-activity-from-captcha-to-code`), the identifier's active-reset claim
  * is released here too, instead of by an activity of its own.
  */
-export async function applyPasswordReset({ flowId, accountId, passwordHash, releaseClaimOf }: { flowId: string; accountId: string; passwordHash: string; releaseClaimOf?: string }): Promise<void> {
+export async function applyPasswordReset({
+  flowId,
+  accountId,
+  passwordHash,
+  releaseClaimOf,
+}: {
+  flowId: string;
+  accountId: string;
+  passwordHash: string;
+  releaseClaimOf?: string;
+}): Promise<void> {
   const now = new Date();
   const account = await Account.findOneAndUpdate(
     { _id: accountId },

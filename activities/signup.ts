@@ -6,7 +6,6 @@ import type { SignUpConsent, SignUpContact } from '../workflows/messages';
 
 export type { SignUpConsent, SignUpContact };
 
-
 /**
  * The i-th candidate account id of a flow: 10 digits, no leading 0, derived (not random) so that a
  * retried activity creates the same account rather than a second one.

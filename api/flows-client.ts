@@ -97,7 +97,9 @@ export function publicFlow(flow: Flow): Flow {
 async function ownerOf(flowId: string): Promise<string | undefined> {
   const running = await ask(flowId, flowSubjectQuery, true);
   if (running) return running.ownerAccountId;
-  const memo = await (await handleOf(flowId))
+  const memo = await (
+    await handleOf(flowId)
+  )
     .describe()
     .then((d) => d.memo as { ownerAccountId?: unknown } | undefined)
     .catch(() => undefined); // e.g. a memo written under a retired key: ask the flow instead
@@ -202,7 +204,11 @@ const NOT_JUDGED = new Set(['step_mismatch', 'flow_not_found', 'code_expired', '
 export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
   await consume('submitPerFlow', flowId);
   const subject = await guessSubject(flowId);
-  const flow = await counting(await beginGuess(guessKeys(subject)), () => update(flowId, def, ...args), (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)));
+  const flow = await counting(
+    await beginGuess(guessKeys(subject)),
+    () => update(flowId, def, ...args),
+    (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)),
+  );
   res.status(200).json(flow);
 }
 

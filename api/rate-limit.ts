@@ -20,7 +20,14 @@ const limiters = new Map<LimiterName, RateLimiterMongo>();
 function limiter(name: LimiterName): RateLimiterMongo {
   let l = limiters.get(name);
   if (!l) {
-    l = new RateLimiterMongo({ storeClient: mongoose.connection, dbName: mongoose.connection.db?.databaseName, tableName: RATE_LIMIT_COLLECTION, keyPrefix: name, disableIndexesCreation: true, ...specs[name] });
+    l = new RateLimiterMongo({
+      storeClient: mongoose.connection,
+      dbName: mongoose.connection.db?.databaseName,
+      tableName: RATE_LIMIT_COLLECTION,
+      keyPrefix: name,
+      disableIndexesCreation: true,
+      ...specs[name],
+    });
     limiters.set(name, l);
   }
   return l;

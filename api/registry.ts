@@ -34,11 +34,7 @@ export const registry: RouteSpec<z.ZodType | undefined, z.ZodType | undefined>[]
 export function route<B extends z.ZodType | undefined = undefined, Q extends z.ZodType | undefined = undefined>(
   router: Router,
   spec: RouteSpec<B, Q>,
-  handler: (
-    req: Request,
-    res: Response,
-    parsed: Parsed<B extends z.ZodType ? z.infer<B> : undefined, Q extends z.ZodType ? z.infer<Q> : undefined>,
-  ) => Promise<unknown> | unknown,
+  handler: (req: Request, res: Response, parsed: Parsed<B extends z.ZodType ? z.infer<B> : undefined, Q extends z.ZodType ? z.infer<Q> : undefined>) => Promise<unknown> | unknown,
 ): void {
   registry.push(spec as RouteSpec<z.ZodType | undefined, z.ZodType | undefined>);
   router[spec.method](spec.path, async (req: Request, res: Response, next: NextFunction) => {
@@ -112,7 +108,8 @@ export function openApiDocument(publicUrl: string): Record<string, unknown> {
         name: 'Flow-Secret',
         in: 'header',
         required: false,
-        description: 'The flowSecret its start answered with: required for a password reset or a sign-up (without it, or with a wrong one, 404 flow_not_found); change flows take the owner\'s session instead',
+        description:
+          "The flowSecret its start answered with: required for a password reset or a sign-up (without it, or with a wrong one, 404 flow_not_found); change flows take the owner's session instead",
         schema: { type: 'string' },
       });
     }

@@ -11,8 +11,20 @@ export const FlowSchema = z
     kind: z.enum(['password_reset', 'sign_up', 'change_phone', 'change_email']),
     status: z.enum(['active', 'completed', 'expired', 'cancelled', 'rejected']),
     step: z.enum([
-      'captcha', 'code', 'security_questions', 'support', 'support_review', 'new_password', 'hold', 'consent', 'password',
-      'new_phone', 'confirm_new_phone', 'new_email', 'confirm_new_email', 'done',
+      'captcha',
+      'code',
+      'security_questions',
+      'support',
+      'support_review',
+      'new_password',
+      'hold',
+      'consent',
+      'password',
+      'new_phone',
+      'confirm_new_phone',
+      'new_email',
+      'confirm_new_email',
+      'done',
     ]),
     expiresAt: iso.optional(),
     channel: z.enum(['sms', 'email']).optional(),
@@ -47,12 +59,20 @@ export const StartResetBody = z.object({ identifier: text(254).min(1).describe('
 export const CaptchaBody = z.object({ answer: text(64).min(1) }).strict();
 export const CodeBody = z.object({ code: z.string().regex(/^\d{6}$/, '6 digits') }).strict();
 export const AnswersBody = z
-  .object({ answers: z.array(z.object({ questionId: text(64).min(1), answer: text(200) }).strict()).min(1).max(10) })
+  .object({
+    answers: z
+      .array(z.object({ questionId: text(64).min(1), answer: text(200) }).strict())
+      .min(1)
+      .max(10),
+  })
   .strict();
 export const SupportBody = z
   .object({
     accountId: z.string().regex(/^[1-9]\d{9}$/, 'a 10-digit account id'),
-    imei: z.string().regex(/^\d{15}$/, '15 digits').refine(isValidImei, 'not a valid IMEI (check digit); dial *#06# to see it'),
+    imei: z
+      .string()
+      .regex(/^\d{15}$/, '15 digits')
+      .refine(isValidImei, 'not a valid IMEI (check digit); dial *#06# to see it'),
     contactEmail: z.email().max(254),
     message: text(2000).optional(),
   })

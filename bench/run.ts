@@ -81,7 +81,10 @@ function parseArgs(argv: string[]): Options {
     warmup: int(o.warmup, 'warmup'),
     parked: int(o.parked, 'parked'),
     parkedTtl: o.parkedTtl !== undefined ? int(o.parkedTtl, 'parked-ttl') : undefined,
-    scenarios: String(o.scenarios).split(',').map((s) => s.trim()).filter(Boolean),
+    scenarios: String(o.scenarios)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     channel: o.channel === 'sms' ? 'sms' : 'email',
     logLevel: o.logLevel,
     cpuProf: !!o.cpuProf,
@@ -206,7 +209,17 @@ function summarize(rec: Recorder, seconds: number, processes: Record<string, Pro
   const errors = Object.fromEntries(rec.errors);
   const failed = Object.values(errors).reduce((a, b) => a + b, 0);
   const outboxPollsPerFlow = rec.outboxPolls > 0 && rec.completed > 0 ? rec.outboxPolls / rec.completed : undefined;
-  return { flows: rec.completed + failed, completed: rec.completed, errors, seconds, flowsPerSecond: rec.completed / seconds, steps, processes, throughput: perSecond(rec.completions), outboxPollsPerFlow };
+  return {
+    flows: rec.completed + failed,
+    completed: rec.completed,
+    errors,
+    seconds,
+    flowsPerSecond: rec.completed / seconds,
+    steps,
+    processes,
+    throughput: perSecond(rec.completions),
+    outboxPollsPerFlow,
+  };
 }
 
 function monitorFor(rs: RunStack, extra: Record<string, () => number | undefined> = {}): GroupMonitor {
@@ -270,7 +283,13 @@ async function runCeiling(rs: RunStack, o: Options, matchSeconds: number): Promi
   const address = rs.stack.env.TEMPORAL_ADDRESS;
   const taskQueue = `ceiling-${crypto.randomBytes(3).toString('hex')}`;
   const nativeConnection = await NativeConnection.connect({ address });
-  const worker = await Worker.create({ connection: nativeConnection, namespace: 'default', taskQueue, workflowsPath: require.resolve('./ceiling-workflow'), bundlerOptions: { logger: quiet } as never });
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    workflowsPath: require.resolve('./ceiling-workflow'),
+    bundlerOptions: { logger: quiet } as never,
+  });
   const running = worker.run();
   const connection = await Connection.connect({ address });
   const client = new TClient({ connection, namespace: 'default' });
@@ -387,7 +406,12 @@ async function runParked(rs: RunStack, o: Options, ttlSeconds: number): Promise<
               // A retry whose first attempt landed is refused (409, or 422: that picture was already answered):
               // what counts is where the flow is.
               if (!retried) expectStatus('captcha_post', answered, 200, (b) => b.step === 'code');
-              expectStatus('captcha_post (read after a retry)', await api.retrying('GET', `/v1/flows/${id}`, undefined, { headers, deadlineMs: 60_000 }), 200, (b) => b.step === 'code');
+              expectStatus(
+                'captcha_post (read after a retry)',
+                await api.retrying('GET', `/v1/flows/${id}`, undefined, { headers, deadlineMs: 60_000 }),
+                200,
+                (b) => b.step === 'code',
+              );
             }
             parked += 1;
           } catch (err) {
@@ -406,7 +430,9 @@ async function runParked(rs: RunStack, o: Options, ttlSeconds: number): Promise<
     // this phase's flows only: the reset scenario's ended before it started
     const kindQ = `WorkflowType='passwordReset' AND StartTime >= '${new Date(t0 - 1000).toISOString()}'`;
     const stillParked = await count(`${kindQ} AND ExecutionStatus='Running' AND FlowStep='code'`).catch(() => -1);
-    log(`parked: ${parked} flows parked in ${parkSeconds.toFixed(1)} s (${(parked / parkSeconds).toFixed(1)}/s); ${stillParked} waiting at code; worker RSS ${afterPark.rssMiB.toFixed(0)} MiB`);
+    log(
+      `parked: ${parked} flows parked in ${parkSeconds.toFixed(1)} s (${(parked / parkSeconds).toFixed(1)}/s); ${stillParked} waiting at code; worker RSS ${afterPark.rssMiB.toFixed(0)} MiB`,
+    );
     if (Date.now() > firstDeadline) log(`parked: WARNING: the first flows reached their deadline before all were parked (use a longer --parked-ttl)`);
 
     // Wait for every parked flow to end `expired`.
@@ -457,7 +483,9 @@ async function runParked(rs: RunStack, o: Options, ttlSeconds: number): Promise<
       endedOtherwise,
       secondsFromLastDeadlineToAllExpired: allExpiredAt ? (allExpiredAt - lastDeadline) / 1000 : null,
       secondsFromFirstDeadlineToAllExpired: allExpiredAt ? (allExpiredAt - firstDeadline) / 1000 : null,
-      lateSeconds: lateness.length ? { p50: lateness[Math.floor(lateness.length / 2)]!, p99: lateness[Math.floor(lateness.length * 0.99)]!, max: lateness[lateness.length - 1]! } : null,
+      lateSeconds: lateness.length
+        ? { p50: lateness[Math.floor(lateness.length / 2)]!, p99: lateness[Math.floor(lateness.length * 0.99)]!, max: lateness[lateness.length - 1]! }
+        : null,
       expiryTimeline: timeline,
       processes,
     };
@@ -589,12 +617,20 @@ async function main(): Promise<number> {
     const lines: string[] = [''];
     lines.push(`account-recovery bench · ${out.when} · commit ${out.commit} · ${os.cpus().length} CPUs, node ${process.version}`);
     if (reset) {
-      const errs = Object.entries(reset.errors).map(([k, v]) => `${k}: ${v}`).join(', ');
-      lines.push('', `RESET  ${o.users} users · ${reset.completed}/${reset.flows} flows completed in ${reset.seconds.toFixed(1)} s · ${reset.flowsPerSecond.toFixed(2)} flows/s · codes by ${o.channel}${reset.outboxPollsPerFlow ? ` (${reset.outboxPollsPerFlow.toFixed(1)} outbox reads per flow)` : ''}${errs ? ` · errors: ${errs}` : ''}`);
+      const errs = Object.entries(reset.errors)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ');
+      lines.push(
+        '',
+        `RESET  ${o.users} users · ${reset.completed}/${reset.flows} flows completed in ${reset.seconds.toFixed(1)} s · ${reset.flowsPerSecond.toFixed(2)} flows/s · codes by ${o.channel}${reset.outboxPollsPerFlow ? ` (${reset.outboxPollsPerFlow.toFixed(1)} outbox reads per flow)` : ''}${errs ? ` · errors: ${errs}` : ''}`,
+      );
       lines.push(stepTable(reset), '', procTable(reset.processes));
     }
     if (ceiling) {
-      lines.push('', `ENGINE CEILING  ${o.users} concurrent · ${ceiling.completed} flows (1 start + ${UPDATES_PER_FLOW} updates) in ${ceiling.seconds.toFixed(1)} s · ${ceiling.flowsPerSecond.toFixed(2)} flows/s`);
+      lines.push(
+        '',
+        `ENGINE CEILING  ${o.users} concurrent · ${ceiling.completed} flows (1 start + ${UPDATES_PER_FLOW} updates) in ${ceiling.seconds.toFixed(1)} s · ${ceiling.flowsPerSecond.toFixed(2)} flows/s`,
+      );
       lines.push(stepTable(ceiling), '', procTable(ceiling.processes));
     }
     lines.push(
@@ -613,7 +649,9 @@ async function main(): Promise<number> {
             ? ` · all expired ${parked.secondsFromLastDeadlineToAllExpired.toFixed(1)} s after the last deadline (${parked.secondsFromFirstDeadlineToAllExpired!.toFixed(1)} s after the first)`
             : ' · NOT all expired in time') +
           ` · ended otherwise: ${parked.endedOtherwise}` +
-          (parked.lateSeconds ? ` · each after its own deadline: p50 ${parked.lateSeconds.p50.toFixed(2)} s, p99 ${parked.lateSeconds.p99.toFixed(2)} s, max ${parked.lateSeconds.max.toFixed(2)} s` : ''),
+          (parked.lateSeconds
+            ? ` · each after its own deadline: p50 ${parked.lateSeconds.p50.toFixed(2)} s, p99 ${parked.lateSeconds.p99.toFixed(2)} s, max ${parked.lateSeconds.max.toFixed(2)} s`
+            : ''),
         procTable(parked.processes),
       );
     }
@@ -640,7 +678,10 @@ async function main(): Promise<number> {
       const rows: (string | number)[][] = [['process', 'command collection', 'count', 'total ms', 'mean ms']];
       for (const f of fs.existsSync(dbTimingDir) ? fs.readdirSync(dbTimingDir) : []) {
         const stats = JSON.parse(fs.readFileSync(path.join(dbTimingDir, f), 'utf8')) as Record<string, { count: number; totalMs: number }>;
-        for (const [k, v] of Object.entries(stats).sort((a, b) => b[1].totalMs - a[1].totalMs).slice(0, 12)) rows.push([f.split('-')[0]!, k, v.count, fmt(v.totalMs, 0), fmt(v.totalMs / v.count)]);
+        for (const [k, v] of Object.entries(stats)
+          .sort((a, b) => b[1].totalMs - a[1].totalMs)
+          .slice(0, 12))
+          rows.push([f.split('-')[0]!, k, v.count, fmt(v.totalMs, 0), fmt(v.totalMs / v.count)]);
       }
       const idx = lines.findIndex((l) => l.startsWith('load average'));
       lines.splice(idx, 0, 'MONGODB COMMANDS (API and worker, whole run)', table(rows), '');
@@ -648,7 +689,10 @@ async function main(): Promise<number> {
     if (o.cpuProf && fs.existsSync(profDir)) {
       const { summarize } = await import('./support/cpuprofile');
       const idx = lines.findIndex((l) => l.startsWith('load average'));
-      const parts = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => summarize(path.join(profDir, f), 12));
+      const parts = fs
+        .readdirSync(profDir)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => summarize(path.join(profDir, f), 12));
       lines.splice(idx, 0, 'CPU PROFILES (bench/support/cpuprofile.ts <file> for more)', ...parts, '');
     }
     process.stdout.write(lines.join('\n') + '\n');

@@ -47,7 +47,10 @@ export async function createAccount(input: {
   const accountId = input.accountId ?? newAccountId();
   const claimed: string[] = [];
   try {
-    for (const [kind, value] of [['email', input.email], ['phone', input.phone]] as const) {
+    for (const [kind, value] of [
+      ['email', input.email],
+      ['phone', input.phone],
+    ] as const) {
       if (!value) continue;
       try {
         await Contact.create({ _id: contactKey(kind, value), accountId });
@@ -81,7 +84,12 @@ export async function accountSummary(accountId: string) {
     phone: account.phone ? maskPhone(account.phone) : undefined,
     devices: await devicesOf(accountId),
     consent: account.consent?.acceptedAt
-      ? { privacyPolicy: account.consent.privacyPolicy, userAgreement: account.consent.userAgreement, acceptedAt: account.consent.acceptedAt.toISOString(), syncEnabled: !!account.consent.syncEnabled }
+      ? {
+          privacyPolicy: account.consent.privacyPolicy,
+          userAgreement: account.consent.userAgreement,
+          acceptedAt: account.consent.acceptedAt.toISOString(),
+          syncEnabled: !!account.consent.syncEnabled,
+        }
       : undefined,
     hasSecurityQuestions: (account.securityAnswers?.length ?? 0) >= 3,
     createdAt: (account as { createdAt?: Date }).createdAt?.toISOString() ?? new Date(0).toISOString(),
@@ -96,7 +104,9 @@ export async function setSecurityAnswers(accountId: string, answers: { questionI
   const ids = answers.map((a) => a.questionId);
   const known = new Set<string>(SECURITY_QUESTIONS.map((q) => q.id));
   if (ids.length !== 3 || new Set(ids).size !== 3 || ids.some((id) => !known.has(id))) {
-    throw problem('validation_failed', 'answers: three distinct questionIds from GET /v1/security-questions', { errors: [{ path: 'body.answers', message: 'three distinct known questions' }] });
+    throw problem('validation_failed', 'answers: three distinct questionIds from GET /v1/security-questions', {
+      errors: [{ path: 'body.answers', message: 'three distinct known questions' }],
+    });
   }
   if (answers.some((a) => normalizeAnswer(a.answer) === '')) throw problem('validation_failed', 'answers: an answer is empty');
   const securityAnswers = await Promise.all(answers.map(async (a) => ({ questionId: a.questionId, hash: await hashSecret(normalizeAnswer(a.answer)) })));

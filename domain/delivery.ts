@@ -24,7 +24,11 @@ export interface Message {
  */
 export function createMailer(smtpUrl: string): Transporter {
   const url = new URL(smtpUrl);
-  for (const [k, v] of [['pool', 'true'], ['maxConnections', '5']] as const) if (!url.searchParams.has(k)) url.searchParams.set(k, v);
+  for (const [k, v] of [
+    ['pool', 'true'],
+    ['maxConnections', '5'],
+  ] as const)
+    if (!url.searchParams.has(k)) url.searchParams.set(k, v);
   return nodemailer.createTransport(url.toString());
 }
 
@@ -135,5 +139,12 @@ export function withoutAddresses(text: string): string {
 export async function mailbox(address: string): Promise<{ channel: string; to: string; subject: string; text: string; flowId?: string; sentAt: string }[]> {
   const box = await Outbox.findById(address.trim().toLowerCase()).lean();
   const rows = [...(box?.messages ?? [])].sort((a, b) => (b.sentAt?.getTime() ?? 0) - (a.sentAt?.getTime() ?? 0)).slice(0, 100);
-  return rows.map((r) => ({ channel: r.channel ?? '', to: r.to ?? '', subject: r.subject ?? '', text: r.text ?? '', flowId: r.flowId ?? undefined, sentAt: (r.sentAt ?? new Date(0)).toISOString() }));
+  return rows.map((r) => ({
+    channel: r.channel ?? '',
+    to: r.to ?? '',
+    subject: r.subject ?? '',
+    text: r.text ?? '',
+    flowId: r.flowId ?? undefined,
+    sentAt: (r.sentAt ?? new Date(0)).toISOString(),
+  }));
 }

@@ -36,7 +36,13 @@ export async function bindDevice(accountId: string, device: { imei: string; atte
   }
   let created;
   try {
-    created = await Device.create({ _id: imeiDigest(device.imei), deviceId: 'dev_' + crypto.randomBytes(9).toString('base64url'), accountId, model: device.model, imeiLast4: device.imei.slice(-4) });
+    created = await Device.create({
+      _id: imeiDigest(device.imei),
+      deviceId: 'dev_' + crypto.randomBytes(9).toString('base64url'),
+      accountId,
+      model: device.model,
+      imeiLast4: device.imei.slice(-4),
+    });
   } catch (err) {
     if ((err as { code?: number }).code === 11000) throw problem('device_bound', 'Remove it from the account it is bound to first.');
     throw err;

@@ -35,8 +35,7 @@ export interface ResetRecord {
 
 export function makeCaptcha(): { svg: string; answer: string } {
   const cfg = config();
-  const answer =
-    cfg.CAPTCHA_PROVIDER === 'test' ? cfg.CAPTCHA_TEST_ANSWER : Array.from({ length: 5 }, () => ALPHABET[crypto.randomInt(ALPHABET.length)]).join('');
+  const answer = cfg.CAPTCHA_PROVIDER === 'test' ? cfg.CAPTCHA_TEST_ANSWER : Array.from({ length: 5 }, () => ALPHABET[crypto.randomInt(ALPHABET.length)]).join('');
   return { svg: draw(answer, { noise: 3, color: true, background: '#f4f4f4', width: 160, height: 60, fontSize: 56 }), answer };
 }
 
@@ -49,18 +48,21 @@ export async function recordResetStart(flowId: string, identifier: string, expir
 export async function resetRecord(flowId: string): Promise<ResetRecord | undefined> {
   const r = await FlowRecord.findById(flowId).lean();
   if (!r?.identifier) return undefined;
-  return { identifier: r.identifier, passedCaptcha: !!r.passedCaptcha, accountId: r.accountId ?? undefined, identifiers: r.identifiers ?? [], viaSupport: !!r.viaSupport, ended: !!r.ended };
+  return {
+    identifier: r.identifier,
+    passedCaptcha: !!r.passedCaptcha,
+    accountId: r.accountId ?? undefined,
+    identifiers: r.identifiers ?? [],
+    viaSupport: !!r.viaSupport,
+    ended: !!r.ended,
+  };
 }
 
 /** A fresh picture for `flowId`; the one before it is void. Returns the SVG. */
 export async function newChallenge(flowId: string): Promise<string> {
   const { svg, answer } = makeCaptcha();
   const expire = new Date(Date.now() + CHALLENGE_TTL_MS);
-  await FlowRecord.updateOne(
-    { _id: flowId },
-    { $set: { challenge: captchaDigest(flowId, answer), challengeExpire: expire }, $max: { expire } },
-    { upsert: true },
-  );
+  await FlowRecord.updateOne({ _id: flowId }, { $set: { challenge: captchaDigest(flowId, answer), challengeExpire: expire }, $max: { expire } }, { upsert: true });
   return svg;
 }
 
@@ -69,7 +71,11 @@ export async function newChallenge(flowId: string): Promise<string> {
  * the flow is a reset), 'failed', or 'none' when there is no picture to answer (never asked for, answered, expired).
  */
 export async function answerChallenge(flowId: string, answer: string): Promise<{ verdict: 'passed' | 'failed' | 'none'; identifier?: string }> {
-  const taken = await FlowRecord.findOneAndUpdate({ _id: flowId, challenge: { $exists: true } }, { $unset: { challenge: 1, challengeExpire: 1 } }, { returnDocument: 'before' }).lean();
+  const taken = await FlowRecord.findOneAndUpdate(
+    { _id: flowId, challenge: { $exists: true } },
+    { $unset: { challenge: 1, challengeExpire: 1 } },
+    { returnDocument: 'before' },
+  ).lean();
   if (!taken?.challenge || !taken.challengeExpire || taken.challengeExpire.getTime() < Date.now()) return { verdict: 'none' };
   if (!sameSecret(taken.challenge, captchaDigest(flowId, answer))) return { verdict: 'failed' };
   return { verdict: 'passed', identifier: taken.identifier ?? undefined };

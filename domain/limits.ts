@@ -120,11 +120,7 @@ export async function beginPasswordAttempt(keys: [string, ...string[]]): Promise
       // The attempt that used up the budget locks; the others were judged before it.
       if (judge.n !== LOCKOUT_THRESHOLD) return;
       for (const c of counted) {
-        const lock = await Counter.findOneAndUpdate(
-          { _id: lockId(c.key) },
-          { $inc: { lockCount: 1 }, $setOnInsert: { n: 0 } },
-          { upsert: true, returnDocument: 'after' },
-        ).lean();
+        const lock = await Counter.findOneAndUpdate({ _id: lockId(c.key) }, { $inc: { lockCount: 1 }, $setOnInsert: { n: 0 } }, { upsert: true, returnDocument: 'after' }).lean();
         const until = Date.now() + lockDuration((lock?.lockCount ?? 1) - 1);
         // The lock document remembers its count for a day after the lock ends (the next lock doubles).
         await Counter.updateOne({ _id: lockId(c.key) }, { $set: { lockedUntil: new Date(until), expire: new Date(until + DAY) } });
@@ -146,7 +142,10 @@ export async function unlockIdentifiers(keys: string[]): Promise<void> {
   const now = Date.now();
   const ids = keys.flatMap((k) => [lockId(k), windowOf(attemptsKey(k), LOCKOUT_WINDOW_MS, now).id]);
   // one round trip for all of them (each still a delete by _id, the one filter the embedded database finds by index)
-  await Counter.bulkWrite(ids.map((id) => ({ deleteOne: { filter: { _id: id } } })), { ordered: false });
+  await Counter.bulkWrite(
+    ids.map((id) => ({ deleteOne: { filter: { _id: id } } })),
+    { ordered: false },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -219,7 +218,12 @@ export async function beginTakenProbe(flowId: string, accountId: string): Promis
 
 function rateLimited(untilMs: number, what: string) {
   const seconds = retryAfter(untilMs);
-  return problem('rate_limited', `Too many addresses that belong to other accounts were tried in ${what}; try again in ${seconds} s.`, { retryAfterSeconds: seconds }, { 'Retry-After': String(seconds) });
+  return problem(
+    'rate_limited',
+    `Too many addresses that belong to other accounts were tried in ${what}; try again in ${seconds} s.`,
+    { retryAfterSeconds: seconds },
+    { 'Retry-After': String(seconds) },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------

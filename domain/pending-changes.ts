@@ -31,4 +31,3 @@ async function flowClient(): Promise<Client> {
     return temporalClient();
   }
 }
-

@@ -65,4 +65,3 @@ export function problem(code: ProblemCode, detail?: string, extra?: Record<strin
   const [status, title] = PROBLEMS[code];
   return new Problem(status, code, title, detail, extra, headers);
 }
-

@@ -87,7 +87,10 @@ async function lookUpRecoveryTarget(identifier: string): Promise<{ target: Recov
   const channel: Channel = parsed!.kind === 'email' ? 'email' : parsed!.kind === 'phone' ? 'sms' : account.phone ? 'sms' : 'email';
   const destinationHint = channel === 'sms' ? maskPhone(account.phone!) : maskEmail(account.email!);
   const identifiers = [account._id, account.email, account.phone].filter((x): x is string => !!x);
-  return { target: { accountId: account._id, channel, destinationHint, questions: questionsFor(account), identifiers }, address: channel === 'sms' ? account.phone! : account.email! };
+  return {
+    target: { accountId: account._id, channel, destinationHint, questions: questionsFor(account), identifiers },
+    address: channel === 'sms' ? account.phone! : account.email!,
+  };
 }
 
 /**
@@ -125,12 +128,7 @@ export type FoundForCode = RecoveryTarget & { previousFlowId?: string; hmac?: st
  * account gets the same single write, a code record with no code in it that nothing can match, so the
  * captcha's answer takes as long either way. Retried, it answers with the code it stored the first time.
  */
-export async function findClaimAndIssueCode(input: {
-  flowId: string;
-  identifier: string;
-  codeId: string;
-  ttlMs: number;
-}): Promise<FoundForCode> {
+export async function findClaimAndIssueCode(input: { flowId: string; identifier: string; codeId: string; ttlMs: number }): Promise<FoundForCode> {
   // the look-up and the claim at once (independent), then the code
   const [{ target, address }, previousFlowId] = await Promise.all([lookUpRecoveryTarget(input.identifier), claimPrevious(input)]);
   const claimed: FoundForCode = previousFlowId ? { ...target, previousFlowId } : target;

@@ -107,7 +107,8 @@ async function driveFlow(api: Client, rec: FlowRecord, tally: Tally): Promise<vo
       if (img.status !== 200) throw new Error(`captcha_get: ${img.status}`);
       const r = await call('POST', `/v1/flows/${id}/captcha`, { answer: 'test' }, secret);
       if (r.status === 200) flow = r.body;
-      else if (r.status === 409 || r.status === 422) flow = await refresh(); // landed before, or the picture was replaced by a retry
+      else if (r.status === 409 || r.status === 422)
+        flow = await refresh(); // landed before, or the picture was replaced by a retry
       else throw new Error(`captcha_post: ${r.status} ${JSON.stringify(r.body)}`);
     } else if (flow.step === 'code') {
       const code = await readCode(api, rec.identifier, id, deadline, onRetry);
@@ -319,7 +320,12 @@ const DRILLS: Drill[] = [
 async function runDrill(rs: RunStack, drill: Drill, accounts: SeededAccount[], o: Options): Promise<DrillResult> {
   const api = new Client(rs.apiUrl, 60_000);
   const tally = new Tally();
-  const records: FlowRecord[] = accounts.map((a) => ({ key: `drill-${drill.name}-${crypto.randomBytes(8).toString('hex')}`, identifier: a.email, flowIds: new Set(), secrets: new Map() }));
+  const records: FlowRecord[] = accounts.map((a) => ({
+    key: `drill-${drill.name}-${crypto.randomBytes(8).toString('hex')}`,
+    identifier: a.email,
+    flowIds: new Set(),
+    secrets: new Map(),
+  }));
   const t0 = Date.now();
   let done = 0;
   let next = 0;
@@ -392,7 +398,11 @@ function parseArgs(argv: string[]): Options {
   return {
     flows: Math.max(1, Number(o.flows) || 100),
     concurrency: Math.max(1, Number(o.concurrency) || 25),
-    only: o.only ? String(o.only).split(',').map((s: string) => s.trim()) : undefined,
+    only: o.only
+      ? String(o.only)
+          .split(',')
+          .map((s: string) => s.trim())
+      : undefined,
     keep: !!o.keep,
   };
 }
@@ -432,7 +442,10 @@ async function main(): Promise<number> {
     const failed = results.filter((r) => r.lost > 0 || r.duplicates > 0 || r.completed < r.flows);
     const out = [
       '',
-      table([['drill', 'flows', 'completed', 'lost', 'duplicates', 'time'], ...results.map((r) => [r.drill, r.flows, r.completed, r.lost, r.duplicates, `${r.seconds.toFixed(1)} s`])]),
+      table([
+        ['drill', 'flows', 'completed', 'lost', 'duplicates', 'time'],
+        ...results.map((r) => [r.drill, r.flows, r.completed, r.lost, r.duplicates, `${r.seconds.toFixed(1)} s`]),
+      ]),
       '',
       ...results.flatMap((r) => [`${r.drill}:`, ...r.notes.filter(Boolean).map((n) => `  ${n}`)]),
       '',

@@ -21,8 +21,7 @@ const duration = (def: string) =>
       return ms;
     });
 
-const int = (def: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(def);
+const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
 
 const secret = z.string().min(32, 'at least 32 characters of secret material');
 
@@ -45,8 +44,14 @@ export const envSchema = z.object({
   TEMPORAL_TLS_KEY_PATH: z.string().optional(),
   TEMPORAL_TLS_SERVER_CA_CERT_PATH: z.string().optional(),
   TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
-  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'a mongodb:// or mongodb+srv:// URI').default('mongodb://127.0.0.1:27017/account-recovery'),
-  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'an smtp:// or smtps:// URL').default('smtp://127.0.0.1:1025'),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'a mongodb:// or mongodb+srv:// URI')
+    .default('mongodb://127.0.0.1:27017/account-recovery'),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'an smtp:// or smtps:// URL')
+    .default('smtp://127.0.0.1:1025'),
   MAIL_FROM: z.string().default('Account Recovery <no-reply@account.example>'),
   SMS_PROVIDER: z.enum(['dev', 'webhook']).default('dev'),
   SMS_WEBHOOK_URL: z.string().url().optional(),
@@ -56,7 +61,10 @@ export const envSchema = z.object({
   CODE_HMAC_SECRET: secret.optional(),
   PAYLOAD_ENCRYPTION_KEY: z
     .string()
-    .regex(/^([A-Za-z0-9_-]+:)?[A-Za-z0-9+/=]{43,44}(,([A-Za-z0-9_-]+:)?[A-Za-z0-9+/=]{43,44})*$/, 'base64 of 32 bytes, optionally "keyId:" before it; several comma-separated, newest first')
+    .regex(
+      /^([A-Za-z0-9_-]+:)?[A-Za-z0-9+/=]{43,44}(,([A-Za-z0-9_-]+:)?[A-Za-z0-9+/=]{43,44})*$/,
+      'base64 of 32 bytes, optionally "keyId:" before it; several comma-separated, newest first',
+    )
     .optional(),
   RESET_CODE_TTL: duration('10m'),
   CHANGE_PHONE_CODE_TTL: duration('24h'),

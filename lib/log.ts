@@ -3,9 +3,24 @@ import pino from 'pino';
 import { config } from './config';
 
 export const REDACT = [
-  'password', 'confirmation', 'answer', 'answers', 'token', 'passwordHash', 'authorization', 'body',
-  '*.password', '*.confirmation', '*.answer', '*.answers', '*.token', '*.passwordHash', '*.body',
-  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization',
+  'password',
+  'confirmation',
+  'answer',
+  'answers',
+  'token',
+  'passwordHash',
+  'authorization',
+  'body',
+  '*.password',
+  '*.confirmation',
+  '*.answer',
+  '*.answers',
+  '*.token',
+  '*.passwordHash',
+  '*.body',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
 ];
 
 /**

@@ -12,5 +12,10 @@ export const SECURITY_QUESTIONS = [
 export type QuestionId = (typeof SECURITY_QUESTIONS)[number]['id'];
 
 export function normalizeAnswer(answer: string): string {
-  return answer.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase().replace(/\s+/g, ' ').trim();
+  return answer
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/\s+/g, ' ')
+    .trim();
 }

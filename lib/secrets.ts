@@ -60,7 +60,10 @@ export const newFlowId = (kind: FlowKind) => KIND_PREFIX[kind] + crypto.randomBy
 
 /** A flow id derived from a client's Idempotency-Key, so a retried start lands on the same flow. */
 export const idempotentFlowId = (kind: FlowKind, scope: string, key: string) =>
-  KIND_PREFIX[kind] + Buffer.from(keyedDigest('idempotency', kind, scope, key), 'hex').subarray(0, 16).toString('base64url');
+  KIND_PREFIX[kind] +
+  Buffer.from(keyedDigest('idempotency', kind, scope, key), 'hex')
+    .subarray(0, 16)
+    .toString('base64url');
 
 /** A 6-digit code from the CSPRNG. */
 export const newCode = () => crypto.randomInt(0, 1_000_000).toString().padStart(6, '0');

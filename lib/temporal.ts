@@ -41,7 +41,10 @@ let openOnly: { of: Client; client: Client } | undefined;
 export async function openFlowsClient(): Promise<Client> {
   const c = await temporalClient();
   if (openOnly?.of !== c) {
-    openOnly = { of: c, client: new Client({ connection: c.connection, namespace: c.options.namespace, dataConverter: dataConverter(), workflow: { queryRejectCondition: 'NOT_OPEN' } }) };
+    openOnly = {
+      of: c,
+      client: new Client({ connection: c.connection, namespace: c.options.namespace, dataConverter: dataConverter(), workflow: { queryRejectCondition: 'NOT_OPEN' } }),
+    };
   }
   return openOnly.client;
 }

@@ -128,11 +128,17 @@ export function buildProgram(): Command {
           `execution   ${d.executionStatus}, started ${d.startedAt}${d.closedAt ? `, closed ${d.closedAt}` : ''}, ${d.historyLength} events, task queue ${d.taskQueue}`,
         ];
         if (d.searchAttributes.kind) {
-          lines.push(`indexed     kind=${d.searchAttributes.kind} step=${d.searchAttributes.step} status=${d.searchAttributes.status} step since ${d.searchAttributes.stepSince} (${ago(d.searchAttributes.stepSince)})`);
+          lines.push(
+            `indexed     kind=${d.searchAttributes.kind} step=${d.searchAttributes.step} status=${d.searchAttributes.status} step since ${d.searchAttributes.stepSince} (${ago(d.searchAttributes.stepSince)})`,
+          );
         }
         if (d.flow) {
           const { flowId: _f, kind: _k, ...rest } = d.flow;
-          lines.push(`flow        ${Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ')}`);
+          lines.push(
+            `flow        ${Object.entries(rest)
+              .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`)
+              .join(' ')}`,
+          );
         } else if (d.flowQueryError) lines.push(`flow        (query failed: ${d.flowQueryError})`);
         for (const c of d.pendingChildren) lines.push(`child       ${c.workflowId} (${c.workflowType})`);
         let text = lines.join('\n') + '\n';
@@ -155,7 +161,7 @@ export function buildProgram(): Command {
   flows
     .command('replay [id]')
     .description('replay histories against the current workflow code (determinism check)')
-    .option('--query <query>', "every execution matching a visibility query, e.g. 'ExecutionStatus=\"Running\"'")
+    .option('--query <query>', 'every execution matching a visibility query, e.g. \'ExecutionStatus="Running"\'')
     .option('--file <files...>', 'history JSON files (test/histories/*.json or `temporal workflow show -o json`)')
     .option('--workflows <path>', 'the workflows module to replay against (default: this checkout)')
     .option('--limit <n>', 'with --query: at most this many (default 1000)', positiveInt)
@@ -172,7 +178,12 @@ export function buildProgram(): Command {
         });
       } else if (id !== undefined) {
         const workflowId = resolveWorkflowId(id);
-        const history = await (await client()).workflow.getHandle(workflowId).fetchHistory().catch((err) => notFound(err, workflowId));
+        const history = await (
+          await client()
+        ).workflow
+          .getHandle(workflowId)
+          .fetchHistory()
+          .catch((err) => notFound(err, workflowId));
         inputs = [{ workflowId, history }];
       } else {
         const c = await client();
@@ -220,7 +231,9 @@ export function buildProgram(): Command {
     .option('--hard', 'request Temporal cancellation instead of the flow’s own cancel')
     .action(async (id: string, opts: { hard?: boolean }) => {
       const r = await cancelFlow(await client(), id, !!opts.hard).catch((err) => notFound(err, id));
-      print(r, () => (r.flow ? `cancelled ${r.workflowId}: status ${r.flow.status}${r.flow.reason ? ` (${r.flow.reason})` : ''}\n` : `cancellation requested for ${r.workflowId}\n`));
+      print(r, () =>
+        r.flow ? `cancelled ${r.workflowId}: status ${r.flow.status}${r.flow.reason ? ` (${r.flow.reason})` : ''}\n` : `cancellation requested for ${r.workflowId}\n`,
+      );
     });
 
   const cases = program.command('cases').description('Support cases (seed 001: account ID + IMEI, decided by a person)');

@@ -84,7 +84,10 @@ export function caseView(c: Record<string, unknown> & { _id: string }) {
 
 /** Support cases, oldest first (a reviewer's queue: `status=pending`). */
 export async function listCases(status?: CaseStatus) {
-  const rows = await SupportCase.find(status ? { status } : {}).sort({ createdAt: 1 }).limit(500).lean();
+  const rows = await SupportCase.find(status ? { status } : {})
+    .sort({ createdAt: 1 })
+    .limit(500)
+    .lean();
   return rows.map((r) => caseView(r as never));
 }
 

@@ -197,7 +197,7 @@ export async function cancelFlow(client: Client, id: string, hard = false): Prom
     return { workflowId, how: 'temporal' };
   }
   try {
-    const result = await client.withDeadline(Date.now() + 15_000, () => handle.executeUpdate(cancelUpdate as never, { args: [] })) as FlowResult;
+    const result = (await client.withDeadline(Date.now() + 15_000, () => handle.executeUpdate(cancelUpdate as never, { args: [] }))) as FlowResult;
     return { workflowId, how: 'flow', flow: result.flow };
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new OpsError(`the flow refused to cancel: ${(err.cause as Error | undefined)?.message ?? err.message}`);

@@ -55,7 +55,10 @@ export interface ReplayOutcome {
 const eventTypeName = (t: unknown) => (typeof t === 'number' ? (EventType[t] ?? String(t)) : String(t)).replace(/^EVENT_TYPE_/, '');
 
 /** Replays every history against `bundle`, one by one; never throws for a bad history (see `ok`). */
-export async function replayHistories(inputs: Iterable<ReplayInput> | AsyncIterable<ReplayInput>, opts: { bundle: WorkflowBundle; dataConverter?: DataConverter }): Promise<ReplayOutcome[]> {
+export async function replayHistories(
+  inputs: Iterable<ReplayInput> | AsyncIterable<ReplayInput>,
+  opts: { bundle: WorkflowBundle; dataConverter?: DataConverter },
+): Promise<ReplayOutcome[]> {
   // one result per history, in order (two runs of one workflow share its id)
   const pending: ReplayInput[] = [];
   async function* feed() {
@@ -94,7 +97,10 @@ function eventNamedIn(message: string, history: History): { eventId: number; eve
  * that fails holds the divergence in the commands of its last task, i.e. at the first event after that
  * task's WorkflowTaskCompleted that is a command's event.
  */
-export async function findDivergence(input: ReplayInput, opts: { bundle: WorkflowBundle; dataConverter?: DataConverter }): Promise<{ eventId: number; eventType: string } | undefined> {
+export async function findDivergence(
+  input: ReplayInput,
+  opts: { bundle: WorkflowBundle; dataConverter?: DataConverter },
+): Promise<{ eventId: number; eventType: string } | undefined> {
   const events = input.history.events ?? [];
   const completed = events.map((e, i) => (eventTypeName(e.eventType) === 'WORKFLOW_TASK_COMPLETED' ? i : -1)).filter((i) => i >= 0);
   const failsWith = async (endIndex: number) => {

@@ -160,7 +160,7 @@ function ensureNativeModules() {
     process.stderr.write(`ensure-deps: ${name} does not load (${first}); compiling it from source\n`);
     const gyp = nodeGypPath();
     if (!gyp) {
-      process.stderr.write('ensure-deps: cannot find npm\'s node-gyp to compile it\n');
+      process.stderr.write("ensure-deps: cannot find npm's node-gyp to compile it\n");
       process.exit(1);
     }
     const args = [gyp, 'rebuild'];

@@ -129,7 +129,26 @@ async function main(): Promise<number> {
     const reportDir = path.join(logDir, 'schemathesis');
     // One worker: with two, Hypothesis parses lambda sources (ast) in two threads at once, and Python 3.11's
     // ast is not thread-safe ("AST constructor recursion depth mismatch" failed a CI run's coverage phase).
-    const common = ['--checks', CHECKS, '--max-examples', maxExamples, '--seed', seed, '--workers', '1', '--request-timeout', '20', '--suppress-health-check', 'all', '--report', 'junit', '--report-dir', reportDir, '--phases', 'examples,coverage,fuzzing'];
+    const common = [
+      '--checks',
+      CHECKS,
+      '--max-examples',
+      maxExamples,
+      '--seed',
+      seed,
+      '--workers',
+      '1',
+      '--request-timeout',
+      '20',
+      '--suppress-health-check',
+      'all',
+      '--report',
+      'junit',
+      '--report-dir',
+      reportDir,
+      '--phases',
+      'examples,coverage,fuzzing',
+    ];
     const stEnv = { ...process.env, SCHEMATHESIS_HOOKS: '', NO_COLOR: '1', PYTHONUNBUFFERED: '1' };
     log(`seed ${seed}, ${maxExamples} examples per operation; signed-in operations with a session, Operations with OPS_TOKEN`);
     const budget = () => Math.max(10_000, TIME_LIMIT_MS - (Date.now() - started));
@@ -155,7 +174,22 @@ async function main(): Promise<number> {
       fs.writeFileSync(flowConfig, `${baseConfig}\n[parameters]\n"path.flowId" = "${flowId}"\n`);
       // (fuzzing only: schemathesis 4.32.5's coverage phase errors out on a fixed path parameter)
       const fuzzOnly = common.map((a, i) => (common[i - 1] === '--phases' ? 'fuzzing' : a));
-      passes.push(['one real flow', ['--config-file', flowConfig, 'run', `${api}/openapi.json`, ...fuzzOnly, '--include-path-regex', '\\{flowId\\}', '-H', `Authorization: Bearer ${session}`, '-H', `Flow-Secret: ${flowSecret}`]]);
+      passes.push([
+        'one real flow',
+        [
+          '--config-file',
+          flowConfig,
+          'run',
+          `${api}/openapi.json`,
+          ...fuzzOnly,
+          '--include-path-regex',
+          '\\{flowId\\}',
+          '-H',
+          `Authorization: Bearer ${session}`,
+          '-H',
+          `Flow-Secret: ${flowSecret}`,
+        ],
+      ]);
     }
     const failedPasses: string[] = [];
     for (const [name, args] of passes) {

@@ -31,18 +31,7 @@ import { ensureTools } from './tools';
 import { startServices, type Stack } from './stack';
 import { FIXTURE_PAYLOAD_KEY, HISTORIES_DIR, type HistoryFixture } from '../test/histories';
 import type { Api, Harness } from '../test/support/harness';
-import {
-  OPS_TOKEN,
-  bindDevice,
-  contactEmail,
-  decide,
-  randomImei,
-  resetToSupport,
-  setPassword,
-  sleep,
-  submitSupport,
-  waitForFlow,
-} from '../test/support/scenarios';
+import { OPS_TOKEN, bindDevice, contactEmail, decide, randomImei, resetToSupport, setPassword, sleep, submitSupport, waitForFlow } from '../test/support/scenarios';
 import { runMain } from './run-main';
 
 /** What the recorder's service runs with: short deadlines so every path ends within seconds. */
@@ -283,7 +272,17 @@ export const SCENARIOS: Scenario[] = [
       await client.workflow.start(signUp, {
         workflowId: `sign-up/${id}`,
         taskQueue: process.env.TEMPORAL_TASK_QUEUE!,
-        args: [{ flowId: id, contact: { kind: 'phone', value: phone }, destinationHint: maskPhone(phone), settings: flowSettings(), documents: [...LEGAL_DOCUMENTS], expiresAt: Date.now() + 15_000, captchaFirst: true }],
+        args: [
+          {
+            flowId: id,
+            contact: { kind: 'phone', value: phone },
+            destinationHint: maskPhone(phone),
+            settings: flowSettings(),
+            documents: [...LEGAL_DOCUMENTS],
+            expiresAt: Date.now() + 15_000,
+            captchaFirst: true,
+          },
+        ],
       });
       api.secrets.set(id, flowSecretOf(id));
       await waitForFlow(api, id, (f) => f.step === 'captcha');

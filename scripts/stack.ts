@@ -149,7 +149,12 @@ function tailOfFile(file: string, lines: number): string {
       const len = Math.min(size, 64 * 1024);
       const buf = Buffer.alloc(len);
       fs.readSync(fd, buf, 0, len, size - len);
-      return buf.toString('utf8').split('\n').slice(-lines - 1).join('\n').trimEnd();
+      return buf
+        .toString('utf8')
+        .split('\n')
+        .slice(-lines - 1)
+        .join('\n')
+        .trimEnd();
     } finally {
       fs.closeSync(fd);
     }
@@ -162,7 +167,10 @@ function tailOfFile(file: string, lines: number): string {
 export function tailLogs(dir: string, lines = 30): string {
   let files: string[];
   try {
-    files = fs.readdirSync(dir).filter((f) => f.endsWith('.log')).sort();
+    files = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.log'))
+      .sort();
   } catch {
     return `(no logs in ${dir})`;
   }
@@ -773,7 +781,17 @@ export async function startApp(env: Record<string, string | undefined>, opts: St
   }
   const timeout = opts.readyTimeoutMs ?? 120_000;
   const tsx = (name: string, entry: string, ready: ReadyCheck, procEnv = childEnv) =>
-    new ManagedProcess({ name, command: TSX, args: [entry], env: procEnv, cwd: ROOT, logFile: path.join(opts.logDir, `${name}.log`), ready, readyTimeoutMs: timeout, stopGraceMs: 15_000 });
+    new ManagedProcess({
+      name,
+      command: TSX,
+      args: [entry],
+      env: procEnv,
+      cwd: ROOT,
+      logFile: path.join(opts.logDir, `${name}.log`),
+      ready,
+      readyTimeoutMs: timeout,
+      stopGraceMs: 15_000,
+    });
 
   const app: App = { env: childEnv, urls: {}, stop: async () => undefined };
   if (codecPort) {

@@ -54,7 +54,8 @@ async function checkPorts(): Promise<void> {
     wanted.push({ port: PORTS.temporal, what: 'Temporal gRPC', hint: 'or set TEMPORAL_ADDRESS=127.0.0.1:7233 to use the server already there' });
     wanted.push({ port: PORTS.temporalUi, what: 'Temporal Web UI', hint: 'or set TEMPORAL_ADDRESS to use an existing Temporal server' });
   }
-  if (!external.mongodbUri) wanted.push({ port: PORTS.mongo, what: 'FerretDB (MongoDB)', hint: 'or set MONGODB_URI=mongodb://127.0.0.1:27017/account-recovery to use the database already there' });
+  if (!external.mongodbUri)
+    wanted.push({ port: PORTS.mongo, what: 'FerretDB (MongoDB)', hint: 'or set MONGODB_URI=mongodb://127.0.0.1:27017/account-recovery to use the database already there' });
   if (!external.smtpUrl) {
     wanted.push({ port: PORTS.smtp, what: 'maildev SMTP', hint: 'or set SMTP_URL=smtp://127.0.0.1:1025 to use the SMTP server already there' });
     wanted.push({ port: PORTS.mailWeb, what: 'maildev inbox', hint: 'or set SMTP_URL to use an existing SMTP server' });
@@ -175,7 +176,15 @@ async function main(): Promise<void> {
 
   fs.writeFileSync(
     RUN_FILE,
-    JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), children: Object.fromEntries([...Object.values(stack.services), app.codec, app.worker, app.api].filter((p) => p?.pid).map((p) => [p!.name, p!.pid])) }, null, 2),
+    JSON.stringify(
+      {
+        pid: process.pid,
+        startedAt: new Date().toISOString(),
+        children: Object.fromEntries([...Object.values(stack.services), app.codec, app.worker, app.api].filter((p) => p?.pid).map((p) => [p!.name, p!.pid])),
+      },
+      null,
+      2,
+    ),
   );
 
   say('');

@@ -122,14 +122,23 @@ async function main(): Promise<number> {
   };
 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'account-recovery-test-'));
-  const only = process.env.TEST_STAGES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const only = process.env.TEST_STAGES?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const selected = (stage: Stage) => (only ? only.includes(stage.name) : !stage.optIn && (args.length === 0 || !!stage.runWhenFiltered));
 
   // Checks that need no services run first, before any tool is installed or service started: they fail in seconds.
   const earlyEnv: NodeJS.ProcessEnv = { ...process.env, TEST_DATA_DIR: dataDir };
   for (const stage of stages.filter((st) => st.beforeStack && selected(st))) {
     process.stderr.write(`test: stage ${stage.name}\n`);
-    const code = await stage.run({ env: earlyEnv, args, stack: undefined as never, dataDir, logDir: path.join(dataDir, 'logs'), run: (cmd, a, o = {}) => runChild(cmd, a, o.env ?? earlyEnv, o.cwd) });
+    const code = await stage.run({
+      env: earlyEnv,
+      args,
+      stack: undefined as never,
+      dataDir,
+      logDir: path.join(dataDir, 'logs'),
+      run: (cmd, a, o = {}) => runChild(cmd, a, o.env ?? earlyEnv, o.cwd),
+    });
     if (code !== 0) {
       const total = readCounts(dataDir);
       process.stderr.write(`\ntest: stage ${stage.name} failed (exit ${code}); data in ${dataDir}\n`);

@@ -68,9 +68,19 @@ describe('security questions and devices', () => {
     const catalogue = await h.api.get('/v1/security-questions');
     expect(catalogue.body.length).toBeGreaterThanOrEqual(3);
     const ids = catalogue.body.slice(0, 3).map((q: { id: string }) => q.id);
-    const twice = await h.api.call('PUT', '/v1/me/security-questions', { answers: [ids[0], ids[0], ids[1]].map((questionId) => ({ questionId, answer: 'x' })), password: acc.password }, bearer(s.body.token));
+    const twice = await h.api.call(
+      'PUT',
+      '/v1/me/security-questions',
+      { answers: [ids[0], ids[0], ids[1]].map((questionId) => ({ questionId, answer: 'x' })), password: acc.password },
+      bearer(s.body.token),
+    );
     expect(twice.status).toBe(422);
-    const unknown = await h.api.call('PUT', '/v1/me/security-questions', { answers: ['a', 'b', 'c'].map((questionId) => ({ questionId, answer: 'x' })), password: acc.password }, bearer(s.body.token));
+    const unknown = await h.api.call(
+      'PUT',
+      '/v1/me/security-questions',
+      { answers: ['a', 'b', 'c'].map((questionId) => ({ questionId, answer: 'x' })), password: acc.password },
+      bearer(s.body.token),
+    );
     expect(unknown.status).toBe(422);
     const answers = ids.map((questionId: string) => ({ questionId, answer: 'Rex' }));
     // v1.1: the password is asked again (a session alone does not change what opens a recovery)

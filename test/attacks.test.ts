@@ -98,7 +98,7 @@ async function ageSession(token: string): Promise<void> {
 
 /** The newest code that flow `flowId` sent to `to`; undefined when none came within `timeoutMs`. */
 async function codeOf(c: Api, to: string, flowId: string, timeoutMs = 15_000): Promise<string | undefined> {
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
     const { body } = await c.get(`/v1/dev/outbox?to=${encodeURIComponent(to)}`);
     const hit = (body as { text: string; flowId?: string }[]).find((m) => m.flowId === flowId && /verification code is \d{6}/.test(m.text));
     if (hit) return /\d{6}/.exec(hit.text)![0];
@@ -337,7 +337,9 @@ test('3. bursts: 20 simultaneous starts → 10 started; 30 simultaneous wrong si
   // Per address: 60 sign-ins per 10 minutes, however many arrive at once.
   const one = client(3, 99);
   const flood = await Promise.all(
-    Array.from({ length: 80 }, (_, i) => one.post('/v1/sessions', { identifier: `flood-${i}-${crypto.randomBytes(3).toString('hex')}@example.com`, password: 'some password 123' })),
+    Array.from({ length: 80 }, (_, i) =>
+      one.post('/v1/sessions', { identifier: `flood-${i}-${crypto.randomBytes(3).toString('hex')}@example.com`, password: 'some password 123' }),
+    ),
   );
   log(`3: 80 simultaneous sign-ins from one IP → ${JSON.stringify(tally(flood))}`);
   expect(count(flood, 401)).toBeLessThanOrEqual(60);
@@ -433,7 +435,10 @@ test('5. password step: never same_as_current; of two simultaneous /password pos
   const second = await toNewPassword(acc.phone);
   const a = 'first of two racing passwords';
   const b = 'second of two racing passwords';
-  const [ra, rb] = await Promise.all([c.post(`/v1/flows/${second}/password`, { password: a, confirmation: a }), c.post(`/v1/flows/${second}/password`, { password: b, confirmation: b })]);
+  const [ra, rb] = await Promise.all([
+    c.post(`/v1/flows/${second}/password`, { password: a, confirmation: a }),
+    c.post(`/v1/flows/${second}/password`, { password: b, confirmation: b }),
+  ]);
   log(`5: two simultaneous /password posts → ${ra.status} ${ra.body.code ?? ra.body.status}, ${rb.status} ${rb.body.code ?? rb.body.status}`);
   expect([ra.status, rb.status].sort()).toEqual([200, 409]);
   const [won, lost] = ra.status === 200 ? [a, b] : [b, a];
@@ -558,7 +563,11 @@ test('6d. veto: a made-up flow id and a wrong token on a real flow answer the sa
     'real change flow': await stranger.raw('POST', `/v1/flows/${change.body.flowId}/veto`, body),
     'real reset flow': await stranger.raw('POST', `/v1/flows/${reset.body.flowId}/veto`, body),
   };
-  log(`6d: veto, made-up chp → ${ref.status}; ${Object.entries(answers).map(([k, r]) => `${k} → ${r.status}`).join(', ')}`);
+  log(
+    `6d: veto, made-up chp → ${ref.status}; ${Object.entries(answers)
+      .map(([k, r]) => `${k} → ${r.status}`)
+      .join(', ')}`,
+  );
   expect(ref.status).toBe(422);
   expect(JSON.parse(ref.text).code).toBe('token_invalid');
   for (const r of Object.values(answers)) expect([r.status, r.text]).toEqual([422, ref.text]);
@@ -588,7 +597,11 @@ test('7. device binding needs the device: no/wrong attestation → 422 attestati
     made_up: await t.post('/v1/me/devices', { imei, model: 'Redmi Note 13', attestation: crypto.randomBytes(32).toString('base64url') }, bearer(thiefToken)),
     another_devices: await t.post('/v1/me/devices', { imei, model: 'Redmi Note 13', attestation: otherAtt ?? 'x' }, bearer(thiefToken)),
   };
-  log(`7: binding somebody's IMEI: ${Object.entries(tries).map(([k, r]) => `${k} → ${r.status} ${r.body.code ?? ''}`).join(', ')}`);
+  log(
+    `7: binding somebody's IMEI: ${Object.entries(tries)
+      .map(([k, r]) => `${k} → ${r.status} ${r.body.code ?? ''}`)
+      .join(', ')}`,
+  );
   for (const r of Object.values(tries)) expect([r.status, r.body.code]).toEqual([422, 'attestation_invalid']);
   expect((await o.get(`/v1/devices/${imei}/lock`)).body).toEqual({ locked: false });
 
@@ -693,7 +706,7 @@ test('9a. 10 simultaneous 128-character weak passwords do not stall the server; 
   const stalls: number[] = [];
   let watching = true;
   void (async () => {
-    for (let last = performance.now(); watching; ) {
+    for (let last = performance.now(); watching;) {
       await sleep(2);
       const now = performance.now();
       if (now - last > 22) stalls.push(now - last - 2);
@@ -888,7 +901,17 @@ test('11a. 30 guesses at once (codes, then security answers) on one reset: at mo
     const c = client(11, n);
     const f = await c.resetToCode(identifier);
     await c.post(`/v1/flows/${f.flowId}/not-working`);
-    return Promise.all(Array.from({ length: 30 }, (_, i) => c.post(`/v1/flows/${f.flowId}/security-answers`, { answers: [{ questionId: 'q-first-pet', answer: `guess ${i}` }, { questionId: 'q-birth-city', answer: 'x' }, { questionId: 'q-first-school', answer: 'y' }] })));
+    return Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        c.post(`/v1/flows/${f.flowId}/security-answers`, {
+          answers: [
+            { questionId: 'q-first-pet', answer: `guess ${i}` },
+            { questionId: 'q-birth-city', answer: 'x' },
+            { questionId: 'q-first-school', answer: 'y' },
+          ],
+        }),
+      ),
+    );
   };
   const other = await makeAccount();
   const [realAnswers, unknownAnswers] = await Promise.all([answers(other.email, 3), answers(`nobody-${crypto.randomBytes(4).toString('hex')}@example.com`, 4)]);
@@ -901,7 +924,8 @@ test('11a. 30 guesses at once (codes, then security answers) on one reset: at mo
 
 test('11b. 30 wrong sign-ins at once for an unknown identifier lock it exactly as for a real one', async () => {
   const acc = await makeAccount();
-  const burst = (identifier: string, n: number) => Promise.all(Array.from({ length: 30 }, (_, i) => client(11, 10 + n).post('/v1/sessions', { identifier, password: `wrong ${i}` })));
+  const burst = (identifier: string, n: number) =>
+    Promise.all(Array.from({ length: 30 }, (_, i) => client(11, 10 + n).post('/v1/sessions', { identifier, password: `wrong ${i}` })));
   const [real, unknown] = await Promise.all([burst(acc.email, 1), burst(`nobody-${crypto.randomBytes(4).toString('hex')}@example.com`, 2)]);
   log(`11b: 30 wrong sign-ins at once → ${JSON.stringify(tally(real))} (account) vs ${JSON.stringify(tally(unknown))} (unknown)`);
   expect(tally(real)).toEqual({ '401 invalid_credentials': 10, '423 account_locked': 20 });
@@ -936,12 +960,16 @@ test('11c. signed in, 30 at once: taken probes (3 judged), wrong passwords for s
   expect(tally(binds)).toEqual({ '201': 1, '409 device_bound': 29 });
 }, 120_000);
 
-test('11d. 30 /password posts at once on one flow: exactly one is processed; 30 vetoes at once: one cancels, a stranger\'s made-up ids all answer token_invalid', async () => {
+test("11d. 30 /password posts at once on one flow: exactly one is processed; 30 vetoes at once: one cancels, a stranger's made-up ids all answer token_invalid", async () => {
   const acc = await makeAccount();
   const c = client(11, 30);
   const f = await c.resetToCode(acc.phone);
   await c.post(`/v1/flows/${f.flowId}/code`, { code: await codeOf(c, acc.phone, f.flowId) });
-  const posts = await Promise.all(Array.from({ length: 30 }, (_, i) => c.post(`/v1/flows/${f.flowId}/password`, { password: `new passphrase number ${i} here`, confirmation: `new passphrase number ${i} here` })));
+  const posts = await Promise.all(
+    Array.from({ length: 30 }, (_, i) =>
+      c.post(`/v1/flows/${f.flowId}/password`, { password: `new passphrase number ${i} here`, confirmation: `new passphrase number ${i} here` }),
+    ),
+  );
   log(`11d: 30 /password at once → ${JSON.stringify(tally(posts))}`);
   expect(count(posts, 200)).toBe(1);
   expect(count(posts, 200) + count(posts, 409, 'step_mismatch') + count(posts, 429, 'rate_limited')).toBe(30);
@@ -985,7 +1013,9 @@ test('11e. 30 sign-ups at once for one phone: 10 start, and at most 5 messages r
     return { starts, messages: (await outbox(client(11, 39), phone)).length };
   };
   const [real, unknown] = await Promise.all([burst(acc.phone, 0), burst(fresh, 1)]);
-  log(`11e: 30 sign-ups at once → ${JSON.stringify(tally(real.starts))}, ${real.messages} messages (account) vs ${JSON.stringify(tally(unknown.starts))}, ${unknown.messages} (none)`);
+  log(
+    `11e: 30 sign-ups at once → ${JSON.stringify(tally(real.starts))}, ${real.messages} messages (account) vs ${JSON.stringify(tally(unknown.starts))}, ${unknown.messages} (none)`,
+  );
   expect(tally(real.starts)).toEqual({ '201': 10, '429 rate_limited': 20 });
   expectSameTally(real.starts, unknown.starts);
   expect(real.messages).toBeLessThanOrEqual(5);

@@ -114,7 +114,11 @@ async function open(viewport: Viewport, prefix: string): Promise<Session> {
 
 /** Runs a browser test in its own context; fails on any console or page error. */
 function browserTest(name: string, viewport: Viewport, fn: (s: Session) => Promise<void>, run = test, timeout = 120_000) {
-  const prefix = name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase().slice(0, 40);
+  const prefix = name
+    .replace(/[^a-z0-9]+/gi, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase()
+    .slice(0, 40);
   run(
     name,
     async () => {
@@ -150,7 +154,9 @@ async function atStep(s: Session, step: string, opts: { focus?: string; timeout?
 
 async function waitText(page: Page, selector: string, re: RegExp, timeout = 15_000) {
   try {
-    await page.waitForFunction(([sel, src, flags]) => new RegExp(src, flags).test(document.querySelector(sel)?.textContent ?? ''), [selector, re.source, re.flags] as const, { timeout });
+    await page.waitForFunction(([sel, src, flags]) => new RegExp(src, flags).test(document.querySelector(sel)?.textContent ?? ''), [selector, re.source, re.flags] as const, {
+      timeout,
+    });
   } catch {
     throw new Error(`${selector} never matched ${re}; it says: ${JSON.stringify(await page.textContent(selector).catch(() => null))}`);
   }
@@ -339,7 +345,11 @@ describe('forgot password', () => {
     await page.keyboard.press('Enter');
     await atStep(s, 'new_password', { focus: 'password' });
     // told before the password is chosen: a hold follows, and every channel on file can cancel it
-    await waitText(page, '#hold-notice', /security questions .*takes effect only after a hold of 15 seconds\. Every phone number and email address on the account will be told and can cancel it/);
+    await waitText(
+      page,
+      '#hold-notice',
+      /security questions .*takes effect only after a hold of 15 seconds\. Every phone number and email address on the account will be told and can cancel it/,
+    );
     await page.fill('#password', 'marble falcon drinks tea');
     await page.fill('#confirmation', 'marble falcon drinks tea');
     await s.shot('new-password-hold-notice');
@@ -363,47 +373,53 @@ describe('forgot password', () => {
     expect((await h.api.post('/v1/sessions', { identifier: acc.email, password: acc.password })).status).toBe(201);
   });
 
-  browserTest('support form → review page polls → ops approve → code to the contact email → hold → done', 'desktop', async (s) => {
-    const acc = await makeAccount({ questions: false });
-    const { page } = s;
-    const contact = `helper-${Date.now()}@elsewhere.example`;
-    await resetPageAtCode(s, acc.accountId);
-    await page.click('text=Not working?');
-    await atStep(s, 'security_questions', { shot: false });
-    await page.click('text=Not working?');
-    await atStep(s, 'support', { focus: 'accountId' });
-    await page.keyboard.type(acc.accountId);
-    await page.fill('#imei', '12345');
-    await page.fill('#contactEmail', contact);
-    await page.keyboard.press('Enter');
-    await waitText(page, '#alert', /not a valid IMEI/);
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('imei');
-    await page.fill('#imei', '490154203237518');
-    await page.fill('#message', 'I lost my phone on the train.');
-    await s.shot('support-filled');
-    await page.click('button[type=submit]');
-    await atStep(s, 'support_review');
-    await waitText(page, '.screen', /case_/);
-    await waitText(page, '#last-checked', /Last checked at/, 10_000);
+  browserTest(
+    'support form → review page polls → ops approve → code to the contact email → hold → done',
+    'desktop',
+    async (s) => {
+      const acc = await makeAccount({ questions: false });
+      const { page } = s;
+      const contact = `helper-${Date.now()}@elsewhere.example`;
+      await resetPageAtCode(s, acc.accountId);
+      await page.click('text=Not working?');
+      await atStep(s, 'security_questions', { shot: false });
+      await page.click('text=Not working?');
+      await atStep(s, 'support', { focus: 'accountId' });
+      await page.keyboard.type(acc.accountId);
+      await page.fill('#imei', '12345');
+      await page.fill('#contactEmail', contact);
+      await page.keyboard.press('Enter');
+      await waitText(page, '#alert', /not a valid IMEI/);
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('imei');
+      await page.fill('#imei', '490154203237518');
+      await page.fill('#message', 'I lost my phone on the train.');
+      await s.shot('support-filled');
+      await page.click('button[type=submit]');
+      await atStep(s, 'support_review');
+      await waitText(page, '.screen', /case_/);
+      await waitText(page, '#last-checked', /Last checked at/, 10_000);
 
-    const flow = await flowOf(page);
-    const approve = await h.api.post(`/v1/ops/support-cases/${flow.supportCaseId}/approve`, { reviewer: 'browser-test', note: 'ok' }, { authorization: `Bearer ${OPS_TOKEN}` });
-    expect(approve.status).toBe(200);
-    await atStep(s, 'code', { timeout: 15_000 });
-    await waitText(page, '#status', /We sent a code to h\*\*\*@elsewhere\.example/);
-    const { code } = await h.api.codeFor(contact);
-    await page.fill('#code', code);
-    await page.keyboard.press('Enter');
-    await atStep(s, 'new_password', { shot: false });
-    await waitText(page, '#hold-notice', /with the help of support.*after a hold of 15 seconds/);
-    await page.fill('#password', 'support found my account');
-    await page.fill('#confirmation', 'support found my account');
-    await page.keyboard.press('Enter');
-    await atStep(s, 'hold');
-    // nobody vetoes: the page follows the flow to its end
-    await atStep(s, 'completed', { timeout: 30_000 });
-    expect((await h.api.post('/v1/sessions', { identifier: acc.accountId, password: 'support found my account' })).status).toBe(201);
-  }, test, 150_000);
+      const flow = await flowOf(page);
+      const approve = await h.api.post(`/v1/ops/support-cases/${flow.supportCaseId}/approve`, { reviewer: 'browser-test', note: 'ok' }, { authorization: `Bearer ${OPS_TOKEN}` });
+      expect(approve.status).toBe(200);
+      await atStep(s, 'code', { timeout: 15_000 });
+      await waitText(page, '#status', /We sent a code to h\*\*\*@elsewhere\.example/);
+      const { code } = await h.api.codeFor(contact);
+      await page.fill('#code', code);
+      await page.keyboard.press('Enter');
+      await atStep(s, 'new_password', { shot: false });
+      await waitText(page, '#hold-notice', /with the help of support.*after a hold of 15 seconds/);
+      await page.fill('#password', 'support found my account');
+      await page.fill('#confirmation', 'support found my account');
+      await page.keyboard.press('Enter');
+      await atStep(s, 'hold');
+      // nobody vetoes: the page follows the flow to its end
+      await atStep(s, 'completed', { timeout: 30_000 });
+      expect((await h.api.post('/v1/sessions', { identifier: acc.accountId, password: 'support found my account' })).status).toBe(201);
+    },
+    test,
+    150_000,
+  );
 
   browserTest('the flow secret: a reload and a second tab resume, another browser with the same address starts over', 'mobile', async (s) => {
     const acc = await makeAccount();
@@ -568,176 +584,205 @@ describe('sign in and the account page', () => {
 });
 
 describe('sign up and change phone', () => {
-  browserTest('sign up by email: code, captcha, consent with both documents, password → signed in', 'mobile', async (s) => {
-    const email = `new-${Date.now()}@example.com`;
-    const { page } = s;
-    await page.goto(`${h.baseUrl}/signup.html`);
-    await page.check('#by-email');
-    await page.fill('#contact', email);
-    await s.shot('start');
-    await page.keyboard.press('Enter');
-    await atStep(s, 'code', { focus: 'code' });
-    await waitText(page, '.screen', /by email to n\*\*\*@example\.com/);
-    const { code } = await h.api.codeFor(email);
-    await typeAndEnter(page, code);
-    await atStep(s, 'captcha', { focus: 'answer' });
-    await page.waitForFunction(() => (document.querySelector('img.captcha') as HTMLImageElement | null)?.naturalWidth);
-    await typeAndEnter(page, 'test');
-    await atStep(s, 'consent');
-    const flow = await flowOf(page);
-    for (const d of flow.documents as { id: string; version: string }[]) {
-      const href = await page.getAttribute(`a[href^="legal/${d.id}.html"]`, 'href');
-      expect(href).toBe(`legal/${d.id}.html?version=${d.version}`);
-      const doc = await h.api.get(`/${href}`);
-      expect([doc.status, String(doc.body)]).toEqual([200, expect.stringContaining(`Version <strong id="doc-version">${d.version}</strong>`)]);
-    }
-    await page.click('button[type=submit]');
-    await waitText(page, '#alert', /accept both the Privacy Policy and the User Agreement/);
-    await page.check('#accept');
-    await page.click('#sync'); // sync off
-    await s.shot('consent-filled');
-    await page.click('button[type=submit]');
-    await atStep(s, 'password', { focus: 'password' });
-    await page.keyboard.type('lemon tree by the river');
-    await page.fill('#confirmation', 'lemon tree by the river');
-    await page.keyboard.press('Enter');
-    await atStep(s, 'completed');
-    const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem('account.session') ?? 'null'));
-    expect(stored?.token).toBeTruthy();
-    await page.click('text=Go to your account');
-    await page.waitForSelector('#me-account');
-    await waitText(page, '#me-email', /^n\*\*\*@example\.com$/);
-    const me = await h.api.get('/v1/me', { authorization: `Bearer ${stored.token}` });
-    expect(me.body.consent).toMatchObject({ syncEnabled: false });
-  }, withAccountFlows);
+  browserTest(
+    'sign up by email: code, captcha, consent with both documents, password → signed in',
+    'mobile',
+    async (s) => {
+      const email = `new-${Date.now()}@example.com`;
+      const { page } = s;
+      await page.goto(`${h.baseUrl}/signup.html`);
+      await page.check('#by-email');
+      await page.fill('#contact', email);
+      await s.shot('start');
+      await page.keyboard.press('Enter');
+      await atStep(s, 'code', { focus: 'code' });
+      await waitText(page, '.screen', /by email to n\*\*\*@example\.com/);
+      const { code } = await h.api.codeFor(email);
+      await typeAndEnter(page, code);
+      await atStep(s, 'captcha', { focus: 'answer' });
+      await page.waitForFunction(() => (document.querySelector('img.captcha') as HTMLImageElement | null)?.naturalWidth);
+      await typeAndEnter(page, 'test');
+      await atStep(s, 'consent');
+      const flow = await flowOf(page);
+      for (const d of flow.documents as { id: string; version: string }[]) {
+        const href = await page.getAttribute(`a[href^="legal/${d.id}.html"]`, 'href');
+        expect(href).toBe(`legal/${d.id}.html?version=${d.version}`);
+        const doc = await h.api.get(`/${href}`);
+        expect([doc.status, String(doc.body)]).toEqual([200, expect.stringContaining(`Version <strong id="doc-version">${d.version}</strong>`)]);
+      }
+      await page.click('button[type=submit]');
+      await waitText(page, '#alert', /accept both the Privacy Policy and the User Agreement/);
+      await page.check('#accept');
+      await page.click('#sync'); // sync off
+      await s.shot('consent-filled');
+      await page.click('button[type=submit]');
+      await atStep(s, 'password', { focus: 'password' });
+      await page.keyboard.type('lemon tree by the river');
+      await page.fill('#confirmation', 'lemon tree by the river');
+      await page.keyboard.press('Enter');
+      await atStep(s, 'completed');
+      const stored = await page.evaluate(() => JSON.parse(sessionStorage.getItem('account.session') ?? 'null'));
+      expect(stored?.token).toBeTruthy();
+      await page.click('text=Go to your account');
+      await page.waitForSelector('#me-account');
+      await waitText(page, '#me-email', /^n\*\*\*@example\.com$/);
+      const me = await h.api.get('/v1/me', { authorization: `Bearer ${stored.token}` });
+      expect(me.body.consent).toMatchObject({ syncEnabled: false });
+    },
+    withAccountFlows,
+  );
 
-  browserTest('change phone: verify, new number, the confirmation pop-up, the code sent to it, done', 'desktop', async (s) => {
-    const acc = await makeAccount();
-    const newPhone = `+1415556${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`;
-    const { page } = s;
-    await signInThroughPage(s, acc.email, acc.password);
-    await page.click('#change-phone');
-    await atStep(s, 'code', { focus: 'code' });
-    expect(flowParam(page)).toMatch(/^chp_/);
-    await waitText(page, 'h1', /Change phone number/);
-    const first = await h.api.codeFor(acc.phone);
-    await typeAndEnter(page, first.code);
-    await atStep(s, 'new_phone', { focus: 'phone' });
-    await typeAndEnter(page, newPhone.replace(/^(\+1)(\d{3})(\d{3})(\d{4})$/, '$1 $2 $3-$4'));
-    await page.waitForSelector('dialog[open]');
-    const grouped = `+1 ${newPhone.slice(2, 5)} ${newPhone.slice(5, 8)} ${newPhone.slice(8)}`;
-    await waitText(page, 'dialog[open]', new RegExp(`Is \\${grouped} right\\?`));
-    await s.shot('confirm-dialog');
-    // "No, change it" goes back to typing the number
-    await page.click('dialog[open] button[value=no]');
-    await page.waitForSelector('#phone:focus');
-    await typeAndEnter(page, newPhone);
-    await page.waitForSelector('dialog[open] button[value=yes]:focus');
-    await page.keyboard.press('Enter');
-    await atStep(s, 'code', { focus: 'code' });
-    await waitText(page, 'h2', /Confirm your new phone number/);
-    await waitText(page, '.screen', /valid for one day/);
-    const second = await h.api.codeFor(newPhone);
-    // a reload in the middle resumes at the same step
-    await page.reload();
-    await atStep(s, 'code', { focus: 'code', shot: false });
-    await typeAndEnter(page, second.code);
-    await atStep(s, 'completed');
-    await page.click('text=Back to your account');
-    await waitText(page, '#me-phone', new RegExp(`${newPhone.slice(-4)}$`));
-  }, withAccountFlows);
+  browserTest(
+    'change phone: verify, new number, the confirmation pop-up, the code sent to it, done',
+    'desktop',
+    async (s) => {
+      const acc = await makeAccount();
+      const newPhone = `+1415556${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`;
+      const { page } = s;
+      await signInThroughPage(s, acc.email, acc.password);
+      await page.click('#change-phone');
+      await atStep(s, 'code', { focus: 'code' });
+      expect(flowParam(page)).toMatch(/^chp_/);
+      await waitText(page, 'h1', /Change phone number/);
+      const first = await h.api.codeFor(acc.phone);
+      await typeAndEnter(page, first.code);
+      await atStep(s, 'new_phone', { focus: 'phone' });
+      await typeAndEnter(page, newPhone.replace(/^(\+1)(\d{3})(\d{3})(\d{4})$/, '$1 $2 $3-$4'));
+      await page.waitForSelector('dialog[open]');
+      const grouped = `+1 ${newPhone.slice(2, 5)} ${newPhone.slice(5, 8)} ${newPhone.slice(8)}`;
+      await waitText(page, 'dialog[open]', new RegExp(`Is \\${grouped} right\\?`));
+      await s.shot('confirm-dialog');
+      // "No, change it" goes back to typing the number
+      await page.click('dialog[open] button[value=no]');
+      await page.waitForSelector('#phone:focus');
+      await typeAndEnter(page, newPhone);
+      await page.waitForSelector('dialog[open] button[value=yes]:focus');
+      await page.keyboard.press('Enter');
+      await atStep(s, 'code', { focus: 'code' });
+      await waitText(page, 'h2', /Confirm your new phone number/);
+      await waitText(page, '.screen', /valid for one day/);
+      const second = await h.api.codeFor(newPhone);
+      // a reload in the middle resumes at the same step
+      await page.reload();
+      await atStep(s, 'code', { focus: 'code', shot: false });
+      await typeAndEnter(page, second.code);
+      await atStep(s, 'completed');
+      await page.click('text=Back to your account');
+      await waitText(page, '#me-phone', new RegExp(`${newPhone.slice(-4)}$`));
+    },
+    withAccountFlows,
+  );
 
-  browserTest('change phone via security questions: told of the hold first, the hold screen, the old phone cancels it', 'desktop', async (s) => {
-    const acc = await makeAccount();
-    const newPhone = `+1415557${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`;
-    const { page } = s;
-    await signInThroughPage(s, acc.email, acc.password);
-    await page.click('#change-phone');
-    await atStep(s, 'code', { shot: false });
-    await page.click('text=Not working?');
-    await atStep(s, 'security_questions', { shot: false });
-    const inputs = page.locator('.screen input[type=text]');
-    for (let i = 0; i < 3; i++) await inputs.nth(i).fill('blue');
-    await page.keyboard.press('Enter');
-    await atStep(s, 'new_phone', { focus: 'phone' });
-    await waitText(page, '#hold-notice', /security questions .*the new phone number replaces the old one only after a hold of 15 seconds\. Every phone number and email address on the account, the old phone number included, will be told and can cancel/);
-    await typeAndEnter(page, newPhone);
-    await page.waitForSelector('dialog[open] button[value=yes]:focus');
-    await waitText(page, 'dialog[open]', /waits 15 seconds before it takes effect/);
-    await page.keyboard.press('Enter');
-    await atStep(s, 'code', { focus: 'code' });
-    await waitText(page, '#hold-notice', /after a hold of 15 seconds/);
-    await typeAndEnter(page, (await h.api.codeFor(newPhone)).code);
-    await atStep(s, 'hold');
-    await waitText(page, 'h2', /Your new phone number is waiting/);
-    await waitText(page, '.screen', /replaces the old one at \d\d:\d\d \(in 0:\d\d\)/);
-    await waitText(page, '.screen', /your old phone number too\. Each message has a link that cancels the change/);
+  browserTest(
+    'change phone via security questions: told of the hold first, the hold screen, the old phone cancels it',
+    'desktop',
+    async (s) => {
+      const acc = await makeAccount();
+      const newPhone = `+1415557${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`;
+      const { page } = s;
+      await signInThroughPage(s, acc.email, acc.password);
+      await page.click('#change-phone');
+      await atStep(s, 'code', { shot: false });
+      await page.click('text=Not working?');
+      await atStep(s, 'security_questions', { shot: false });
+      const inputs = page.locator('.screen input[type=text]');
+      for (let i = 0; i < 3; i++) await inputs.nth(i).fill('blue');
+      await page.keyboard.press('Enter');
+      await atStep(s, 'new_phone', { focus: 'phone' });
+      await waitText(
+        page,
+        '#hold-notice',
+        /security questions .*the new phone number replaces the old one only after a hold of 15 seconds\. Every phone number and email address on the account, the old phone number included, will be told and can cancel/,
+      );
+      await typeAndEnter(page, newPhone);
+      await page.waitForSelector('dialog[open] button[value=yes]:focus');
+      await waitText(page, 'dialog[open]', /waits 15 seconds before it takes effect/);
+      await page.keyboard.press('Enter');
+      await atStep(s, 'code', { focus: 'code' });
+      await waitText(page, '#hold-notice', /after a hold of 15 seconds/);
+      await typeAndEnter(page, (await h.api.codeFor(newPhone)).code);
+      await atStep(s, 'hold');
+      await waitText(page, 'h2', /Your new phone number is waiting/);
+      await waitText(page, '.screen', /replaces the old one at \d\d:\d\d \(in 0:\d\d\)/);
+      await waitText(page, '.screen', /your old phone number too\. Each message has a link that cancels the change/);
 
-    // the old phone got the cancel link; it opens without a session or a secret
-    const notice = await h.api.waitForMessage(acc.phone, { match: /\/veto\?/ });
-    const link = new URL(/https?:\/\/\S+\/veto\?\S+/.exec(notice.text)![0]);
-    const stranger = await browser.newContext({ viewport: VIEWPORTS.mobile });
-    try {
-      const veto = await stranger.newPage();
-      await veto.goto(`${h.baseUrl}${link.pathname}${link.search}`);
-      await veto.waitForSelector('#veto');
-      await waitText(veto, 'h1', /Cancel a phone number change/);
-      await veto.screenshot({ path: path.join(SHOTS, 'veto-change-01-ask-mobile.png'), fullPage: true });
-      await veto.click('#veto');
-      await waitText(veto, 'h2', /The change is cancelled/);
-    } finally {
-      await stranger.close();
-    }
-    await atStep(s, 'cancelled', { timeout: 10_000 });
-    await waitText(page, '.screen', /phone number did not change/);
-    const me = await h.api.post('/v1/sessions', { identifier: acc.phone, password: acc.password });
-    expect(me.status).toBe(201);
-  }, withAccountFlows);
+      // the old phone got the cancel link; it opens without a session or a secret
+      const notice = await h.api.waitForMessage(acc.phone, { match: /\/veto\?/ });
+      const link = new URL(/https?:\/\/\S+\/veto\?\S+/.exec(notice.text)![0]);
+      const stranger = await browser.newContext({ viewport: VIEWPORTS.mobile });
+      try {
+        const veto = await stranger.newPage();
+        await veto.goto(`${h.baseUrl}${link.pathname}${link.search}`);
+        await veto.waitForSelector('#veto');
+        await waitText(veto, 'h1', /Cancel a phone number change/);
+        await veto.screenshot({ path: path.join(SHOTS, 'veto-change-01-ask-mobile.png'), fullPage: true });
+        await veto.click('#veto');
+        await waitText(veto, 'h2', /The change is cancelled/);
+      } finally {
+        await stranger.close();
+      }
+      await atStep(s, 'cancelled', { timeout: 10_000 });
+      await waitText(page, '.screen', /phone number did not change/);
+      const me = await h.api.post('/v1/sessions', { identifier: acc.phone, password: acc.password });
+      expect(me.status).toBe(201);
+    },
+    withAccountFlows,
+  );
 
-  browserTest('change email at 360 px: verify, new address, the pop-up, the code sent to it, done', 'mobile', async (s) => {
-    const acc = await makeAccount();
-    const newEmail = `moved-${Date.now()}@example.org`;
-    const { page } = s;
-    await signInThroughPage(s, acc.phone, acc.password);
-    await page.click('#change-email');
-    await atStep(s, 'code', { focus: 'code' });
-    expect(flowParam(page)).toMatch(/^che_/);
-    await waitText(page, '.screen', new RegExp(`by email to ${acc.email[0]}\\*\\*\\*@example\\.com`));
-    await typeAndEnter(page, (await h.api.codeFor(acc.email)).code);
-    await atStep(s, 'new_email', { focus: 'email' });
-    await typeAndEnter(page, acc.email);
-    await waitText(page, '#alert', /already the one on your account/);
-    await page.fill('#email', newEmail);
-    await page.keyboard.press('Enter');
-    await page.waitForSelector('dialog[open] button[value=yes]:focus');
-    await waitText(page, 'dialog[open]', new RegExp(`Is ${newEmail.replace(/[.]/g, '\\.')} right\\?`));
-    await s.shot('confirm-dialog');
-    await page.keyboard.press('Enter');
-    await atStep(s, 'code', { focus: 'code' });
-    await waitText(page, 'h2', /Confirm your new email address/);
-    await typeAndEnter(page, (await h.api.codeFor(newEmail)).code);
-    await atStep(s, 'completed');
-    await page.click('text=Back to your account');
-    await waitText(page, '#me-email', /^m\*\*\*@example\.org$/);
-  }, withAccountFlows);
+  browserTest(
+    'change email at 360 px: verify, new address, the pop-up, the code sent to it, done',
+    'mobile',
+    async (s) => {
+      const acc = await makeAccount();
+      const newEmail = `moved-${Date.now()}@example.org`;
+      const { page } = s;
+      await signInThroughPage(s, acc.phone, acc.password);
+      await page.click('#change-email');
+      await atStep(s, 'code', { focus: 'code' });
+      expect(flowParam(page)).toMatch(/^che_/);
+      await waitText(page, '.screen', new RegExp(`by email to ${acc.email[0]}\\*\\*\\*@example\\.com`));
+      await typeAndEnter(page, (await h.api.codeFor(acc.email)).code);
+      await atStep(s, 'new_email', { focus: 'email' });
+      await typeAndEnter(page, acc.email);
+      await waitText(page, '#alert', /already the one on your account/);
+      await page.fill('#email', newEmail);
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('dialog[open] button[value=yes]:focus');
+      await waitText(page, 'dialog[open]', new RegExp(`Is ${newEmail.replace(/[.]/g, '\\.')} right\\?`));
+      await s.shot('confirm-dialog');
+      await page.keyboard.press('Enter');
+      await atStep(s, 'code', { focus: 'code' });
+      await waitText(page, 'h2', /Confirm your new email address/);
+      await typeAndEnter(page, (await h.api.codeFor(newEmail)).code);
+      await atStep(s, 'completed');
+      await page.click('text=Back to your account');
+      await waitText(page, '#me-email', /^m\*\*\*@example\.org$/);
+    },
+    withAccountFlows,
+  );
 
-  browserTest('change email with an old session: 403 reauth_required offers "Sign in again"', 'mobile', async (s) => {
-    const acc = await makeAccount();
-    const { Session } = await import('../db/models');
-    const { randomToken, sha256 } = await import('../lib/secrets');
-    const token = randomToken();
-    await Session.create({ _id: sha256(token), accountId: acc.accountId, authenticatedAt: new Date(Date.now() - 3 * 3_600_000), expiresAt: new Date(Date.now() + 3_600_000) });
-    const { page } = s;
-    await page.goto(`${h.baseUrl}/`);
-    await page.evaluate((t) => sessionStorage.setItem('account.session', JSON.stringify({ token: t })), token);
-    await page.goto(`${h.baseUrl}/account.html`);
-    await page.click('#change-email');
-    await waitText(page, '#alert', /sign in again before you change/);
-    await page.waitForSelector('.reauth a:focus');
-    await s.shot('reauth');
-    await page.click('.reauth a');
-    await waitText(page, '#status', /sign in again to continue/);
-  }, withAccountFlows);
+  browserTest(
+    'change email with an old session: 403 reauth_required offers "Sign in again"',
+    'mobile',
+    async (s) => {
+      const acc = await makeAccount();
+      const { Session } = await import('../db/models');
+      const { randomToken, sha256 } = await import('../lib/secrets');
+      const token = randomToken();
+      await Session.create({ _id: sha256(token), accountId: acc.accountId, authenticatedAt: new Date(Date.now() - 3 * 3_600_000), expiresAt: new Date(Date.now() + 3_600_000) });
+      const { page } = s;
+      await page.goto(`${h.baseUrl}/`);
+      await page.evaluate((t) => sessionStorage.setItem('account.session', JSON.stringify({ token: t })), token);
+      await page.goto(`${h.baseUrl}/account.html`);
+      await page.click('#change-email');
+      await waitText(page, '#alert', /sign in again before you change/);
+      await page.waitForSelector('.reauth a:focus');
+      await s.shot('reauth');
+      await page.click('.reauth a');
+      await waitText(page, '#status', /sign in again to continue/);
+    },
+    withAccountFlows,
+  );
 });
 
 describe('the pages as a whole', () => {
@@ -774,7 +819,9 @@ describe('the pages as a whole', () => {
       const audit = await page.evaluate(() => ({
         title: document.title,
         main: !!document.querySelector('main'),
-        unlabelled: [...document.querySelectorAll('input:not([type=hidden]), select, textarea')].filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label')).map((el) => el.id),
+        unlabelled: [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+          .filter((el) => !(el as HTMLInputElement).labels?.length && !el.getAttribute('aria-label'))
+          .map((el) => el.id),
       }));
       expect([name, audit.main, audit.unlabelled]).toEqual([name, true, []]);
       expect(audit.title).toMatch(/Account Center/);

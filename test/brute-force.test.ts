@@ -27,7 +27,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Attacks one flow at `code` until the API stops checking guesses; returns how many guesses were checked
  * against a code (each one used up an attempt: attemptsLeft went down) and what the answers were.
  */
-async function attack(flowId: string, avoid: Set<string>, attemptsLeft: number, maxRequests = 80): Promise<{ checked: number; requests: number; statuses: Record<string, number> }> {
+async function attack(
+  flowId: string,
+  avoid: Set<string>,
+  attemptsLeft: number,
+  maxRequests = 80,
+): Promise<{ checked: number; requests: number; statuses: Record<string, number> }> {
   let checked = 0;
   let requests = 0;
   let left = attemptsLeft;

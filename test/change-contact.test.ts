@@ -54,7 +54,7 @@ async function codeOf(to: string, flowId: string, match = /verification code is 
 }
 
 async function waitForFlow(user: User, flowId: string, until: (flow: any) => boolean): Promise<any> {
-  for (const deadline = Date.now() + 20_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
     const { body } = await user.get(`/v1/flows/${flowId}`);
     if (until(body)) return body;
     await sleep(100);
@@ -124,7 +124,15 @@ describe('change phone', () => {
 
     const start = await user.post('/v1/flows/change-phone');
     expect(start.status).toBe(201);
-    expect(start.body).toMatchObject({ kind: 'change_phone', status: 'active', step: 'code', channel: 'sms', destinationHint: phoneHint(acc.phone), attemptsLeft: 3, resendsLeft: 2 });
+    expect(start.body).toMatchObject({
+      kind: 'change_phone',
+      status: 'active',
+      step: 'code',
+      channel: 'sms',
+      destinationHint: phoneHint(acc.phone),
+      attemptsLeft: 3,
+      resendsLeft: 2,
+    });
     expect(start.body.flowId).toMatch(/^chp_[A-Za-z0-9_-]{22}$/);
     const id = start.body.flowId;
     const verify = await codeOf(acc.phone, id);

@@ -263,7 +263,10 @@ describe('the codec server speaks the Temporal UI protocol', () => {
     try {
       let up = false;
       for (let i = 0; i < 120 && !up; i++) {
-        up = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+        up = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (!up) await sleep(250);
       }
       expect(up).toBe(true);
@@ -272,7 +275,10 @@ describe('the codec server speaks the Temporal UI protocol', () => {
         .filter((i) => i && !i.internal)
         .map((i) => (i!.family === 'IPv6' ? `[${i!.address.split('%')[0]}]` : i!.address));
       for (const host of [...others, '[::1]']) {
-        const reached = await fetch(`http://${host}:${port}/healthz`, { signal: AbortSignal.timeout(3_000) }).then(() => true, () => false);
+        const reached = await fetch(`http://${host}:${port}/healthz`, { signal: AbortSignal.timeout(3_000) }).then(
+          () => true,
+          () => false,
+        );
         expect([host, reached]).toEqual([host, false]);
       }
     } finally {

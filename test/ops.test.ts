@@ -111,7 +111,12 @@ test('flows show / reset: a code delivery the relay keeps refusing is fixed, and
 
   const shown = await cli(['--json', 'flows', 'show', flow.flowId]);
   expect(shown.code).toBe(0);
-  expect(shown.json).toMatchObject({ workflowId: `password-reset/${flow.flowId}`, workflowType: 'passwordReset', executionStatus: 'RUNNING', flow: { step: 'code', status: 'active' } });
+  expect(shown.json).toMatchObject({
+    workflowId: `password-reset/${flow.flowId}`,
+    workflowType: 'passwordReset',
+    executionStatus: 'RUNNING',
+    flow: { step: 'code', status: 'active' },
+  });
   const act = shown.json.pendingActivities.find((a: { activityType: string }) => a.activityType === 'deliverCode');
   expect(act.attempt).toBeGreaterThanOrEqual(4);
   expect(act.lastFailure.message).toMatch(/Relay access denied/);

@@ -254,7 +254,9 @@ describe('flow control', () => {
     expect((await h.api.post(`/v1/flows/${id}/captcha`, { answer: 'test' })).body.step).toBe('code');
     const { temporalClient } = await import('../lib/temporal');
     const history = await (await temporalClient()).workflow.getHandle(`password-reset/${id}`).fetchHistory();
-    const updates = history.events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).map((e) => e.workflowExecutionUpdateAcceptedEventAttributes!.acceptedRequest!.input!.name);
+    const updates = history
+      .events!.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes)
+      .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes!.acceptedRequest!.input!.name);
     expect(updates).toEqual(['submitCaptcha']);
   });
 

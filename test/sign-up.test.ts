@@ -71,7 +71,13 @@ describe('the happy path', () => {
     const svg = await h.api.get(`/v1/flows/${id}/captcha`);
     expect(svg.headers.get('content-type')).toContain('image/svg+xml');
     const atConsent = await h.api.post(`/v1/flows/${id}/captcha`, { answer: 'test' });
-    expect(atConsent.body).toMatchObject({ step: 'consent', documents: [{ id: 'privacy-policy', version: '2026-01' }, { id: 'user-agreement', version: '2026-01' }] });
+    expect(atConsent.body).toMatchObject({
+      step: 'consent',
+      documents: [
+        { id: 'privacy-policy', version: '2026-01' },
+        { id: 'user-agreement', version: '2026-01' },
+      ],
+    });
 
     const atPassword = await h.api.post(`/v1/flows/${id}/consent`, { accept: true, syncEnabled: false, versions: VERSIONS });
     expect(atPassword.status).toBe(200);

@@ -34,7 +34,16 @@ test('approve: a code to the contact email, a new password, the hold told to the
   // Pending for a person, even when the device matches: nothing is decided automatically.
   const pending = await h.api.get('/v1/ops/support-cases?status=pending', ops);
   const c = (pending.body as any[]).find((x) => x.caseId === caseId);
-  expect(c).toMatchObject({ caseId, flowId, accountId: acc.accountId, accountExists: true, deviceVerified: true, imeiLast4: imei.slice(-4), contactEmail: contact, status: 'pending' });
+  expect(c).toMatchObject({
+    caseId,
+    flowId,
+    accountId: acc.accountId,
+    accountExists: true,
+    deviceVerified: true,
+    imeiLast4: imei.slice(-4),
+    contactEmail: contact,
+    status: 'pending',
+  });
   expect(JSON.stringify(c)).not.toContain(imei);
   expect((await h.api.get(`/v1/flows/${flowId}`)).body.step).toBe('support_review');
 

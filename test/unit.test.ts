@@ -193,8 +193,7 @@ describe('mail transport', () => {
           else if (line.startsWith('DATA')) {
             inData = true;
             sock.write('354 go on\r\n');
-          }
-          else if (line.startsWith('QUIT')) sock.end('221 bye\r\n');
+          } else if (line.startsWith('QUIT')) sock.end('221 bye\r\n');
           else sock.write('250 ok\r\n');
         }
       });

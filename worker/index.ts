@@ -20,9 +20,7 @@ export async function createWorker(overrides: Partial<WorkerOptions> = {}): Prom
   // From dist/worker/index.js the prebuilt bundle is dist/workflow-bundle.js.
   const bundlePath = path.resolve(__dirname, '..', 'workflow-bundle.js');
   const workflowSource: Partial<WorkerOptions> =
-    cfg.isProduction && fs.existsSync(bundlePath)
-      ? { workflowBundle: { codePath: bundlePath } }
-      : { workflowsPath: require.resolve('../workflows') };
+    cfg.isProduction && fs.existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../workflows') };
   const worker = await Worker.create({
     connection,
     namespace: cc.namespace ?? cfg.TEMPORAL_NAMESPACE,

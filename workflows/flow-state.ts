@@ -99,10 +99,12 @@ export class FlowState {
     const at = this.deadline;
     const scope = new CancellationScope();
     const timer = { at, fired: false, scope };
-    scope.run(() => sleep(Math.max(at - Date.now(), 1))).then(
-      () => (timer.fired = true),
-      () => undefined, // replaced by the timer of a later deadline
-    );
+    scope
+      .run(() => sleep(Math.max(at - Date.now(), 1)))
+      .then(
+        () => (timer.fired = true),
+        () => undefined, // replaced by the timer of a later deadline
+      );
     this.timer = timer;
     return timer;
   }

@@ -17,7 +17,18 @@ import { FlowState, sameDigest } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { AnswerAttempts } from './answer-attempts';
 import { supportReview } from './support-review';
-import { STEP_MISMATCH, newCaptchaUpdate, notWorkingUpdate, submitAnswersUpdate, submitCaptchaUpdate, submitSupportUpdate, type CaptchaAnswer, type Channel, type FlowSettings, type SupportDecision } from './messages';
+import {
+  STEP_MISMATCH,
+  newCaptchaUpdate,
+  notWorkingUpdate,
+  submitAnswersUpdate,
+  submitCaptchaUpdate,
+  submitSupportUpdate,
+  type CaptchaAnswer,
+  type Channel,
+  type FlowSettings,
+  type SupportDecision,
+} from './messages';
 import type { CodePurpose } from '../activities/codes';
 
 /**
@@ -132,7 +143,8 @@ export class IdentityProof {
         } else {
           await this.attempts().recordFailure();
           if (this.answers.left > 0) {
-            if (!options.keepStepWhenLeft || (flow.active && flow.step === 'security_questions')) flow.goTo('security_questions', { ...flow.stepView, attemptsLeft: this.answers.left });
+            if (!options.keepStepWhenLeft || (flow.active && flow.step === 'security_questions'))
+              flow.goTo('security_questions', { ...flow.stepView, attemptsLeft: this.answers.left });
             return flow.fail('answers_invalid', { attemptsLeft: this.answers.left });
           }
         }

@@ -66,9 +66,7 @@ export interface FlowSettings {
 }
 
 /** What an update answers: the Flow after it, or a stable error code with what the client needs to act on it. */
-export type FlowResult =
-  | { ok: true; flow: Flow }
-  | { ok: false; flow: Flow; error: FlowError; attemptsLeft?: number; retryAfterMs?: number; reasons?: string[] };
+export type FlowResult = { ok: true; flow: Flow } | { ok: false; flow: Flow; error: FlowError; attemptsLeft?: number; retryAfterMs?: number; reasons?: string[] };
 
 export type FlowError =
   | 'captcha_invalid'
@@ -123,10 +121,7 @@ export const submitCodeUpdate = defineUpdate<FlowResult, [{ codeDigest: string }
 export const resendCodeUpdate = defineUpdate<FlowResult, []>('resendCode');
 export const notWorkingUpdate = defineUpdate<FlowResult, []>('notWorking');
 export const submitAnswersUpdate = defineUpdate<FlowResult, [{ sealedAnswers: string }]>('submitAnswers');
-export const submitSupportUpdate = defineUpdate<
-  FlowResult,
-  [{ accountId: string; imei: string; contactEmail: string; message?: string }]
->('submitSupport');
+export const submitSupportUpdate = defineUpdate<FlowResult, [{ accountId: string; imei: string; contactEmail: string; message?: string }]>('submitSupport');
 export const setPasswordUpdate = defineUpdate<FlowResult, [{ passwordHash: string }]>('setPassword');
 export const vetoUpdate = defineUpdate<FlowResult, [{ tokenDigest: string }]>('veto');
 export const cancelUpdate = defineUpdate<FlowResult, []>('cancel');

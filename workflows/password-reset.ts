@@ -18,7 +18,18 @@ import { AccountAttempts, CodeStep } from './code-step';
 import { CaptchaStep, IdentityProof } from './identity-proof';
 import { Hold } from './hold';
 import type { FoundForCode, RecoveryTarget } from '../domain/recovery';
-import { STEP_MISMATCH, cancelUpdate, flowQuery, flowSubjectQuery, resendCodeUpdate, setPasswordUpdate, submitCodeUpdate, supersededSignal, type Flow, type FlowSettings } from './messages';
+import {
+  STEP_MISMATCH,
+  cancelUpdate,
+  flowQuery,
+  flowSubjectQuery,
+  resendCodeUpdate,
+  setPasswordUpdate,
+  submitCodeUpdate,
+  supersededSignal,
+  type Flow,
+  type FlowSettings,
+} from './messages';
 
 export interface PasswordResetInput {
   flowId: string;
@@ -43,7 +54,13 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   let foundByApi: (FoundForCode & { codeId: string }) | undefined;
 
   setHandler(flowQuery, () => flow.view());
-  setHandler(flowSubjectQuery, () => ({ subjectAccountId: subject.accountId, identifiers: subject.identifiers, identifier: input.identifier, status: flow.status, step: flow.step }));
+  setHandler(flowSubjectQuery, () => ({
+    subjectAccountId: subject.accountId,
+    identifiers: subject.identifiers,
+    identifier: input.identifier,
+    status: flow.status,
+    step: flow.step,
+  }));
   // The reason names no other flow: whoever holds this flow must not learn the id of the one that replaced it.
   setHandler(supersededSignal, () => {
     if (!hold.applying) flow.end('cancelled', 'superseded');

@@ -36,7 +36,10 @@ const ConsentBody = z
   .object({
     accept: z.boolean(),
     syncEnabled: z.boolean(),
-    versions: z.object({ 'privacy-policy': z.string().max(32), 'user-agreement': z.string().max(32) }).strict().describe('The versions of the documents the client showed'),
+    versions: z
+      .object({ 'privacy-policy': z.string().max(32), 'user-agreement': z.string().max(32) })
+      .strict()
+      .describe('The versions of the documents the client showed'),
   })
   .strict();
 const NewPhoneBody = z.object({ phone: z.string().max(32).describe('E.164') }).strict();
@@ -84,7 +87,12 @@ route(
     summary: 'Sign up with a phone (E.164) or an email: a code is sent to it',
     tag,
     body: SignUpBody,
-    ok: { status: 201, description: 'The flow, at code (the same whether or not the phone or email has an account), with its flowSecret; at captcha while the hour\'s sign-up message budget is spent', schema: S.StartedFlowSchema },
+    ok: {
+      status: 201,
+      description:
+        "The flow, at code (the same whether or not the phone or email has an account), with its flowSecret; at captcha while the hour's sign-up message budget is spent",
+      schema: S.StartedFlowSchema,
+    },
   },
   async (req, res, { body }) => {
     if ((body.phone === undefined) === (body.email === undefined)) throw invalid('body', 'send either phone or email');

@@ -43,7 +43,14 @@ route(
 
 route(
   accountRouter,
-  { method: 'get', path: '/v1/me', summary: 'The signed-in account (contacts masked)', tag: 'Account', auth: 'session', ok: { status: 200, description: 'The account', schema: S.MeResponse } },
+  {
+    method: 'get',
+    path: '/v1/me',
+    summary: 'The signed-in account (contacts masked)',
+    tag: 'Account',
+    auth: 'session',
+    ok: { status: 200, description: 'The account', schema: S.MeResponse },
+  },
   async (_req, res, { session: s }) => {
     res.json(await accountSummary(s.accountId));
   },
@@ -51,7 +58,13 @@ route(
 
 route(
   accountRouter,
-  { method: 'get', path: '/v1/security-questions', summary: 'The security-question catalogue', tag: 'Account', ok: { status: 200, description: 'Questions', schema: S.QuestionList } },
+  {
+    method: 'get',
+    path: '/v1/security-questions',
+    summary: 'The security-question catalogue',
+    tag: 'Account',
+    ok: { status: 200, description: 'Questions', schema: S.QuestionList },
+  },
   async (_req, res) => {
     res.json(SECURITY_QUESTIONS.map((q) => ({ id: q.id, text: q.text })));
   },
@@ -132,5 +145,3 @@ route(
     res.json({ locked: await deviceLocked(String(req.params.imei)) });
   },
 );
-
-

@@ -12,7 +12,14 @@ const OutboxMessage = z.object({ channel: z.enum(['sms', 'email']), to: z.string
 
 route(
   devRouter,
-  { method: 'get', path: '/v1/dev/outbox', summary: 'Messages delivered to an address, newest first (development only)', tag: 'Development', query: OutboxQuery, ok: { status: 200, description: 'Messages', schema: z.array(OutboxMessage) } },
+  {
+    method: 'get',
+    path: '/v1/dev/outbox',
+    summary: 'Messages delivered to an address, newest first (development only)',
+    tag: 'Development',
+    query: OutboxQuery,
+    ok: { status: 200, description: 'Messages', schema: z.array(OutboxMessage) },
+  },
   async (_req, res, { query }) => {
     res.json(await mailbox(query.to));
   },

@@ -47,7 +47,8 @@ const params = S.flowIdParam;
 function idempotencyKey(req: Request): string | undefined {
   const key = req.header('idempotency-key');
   if (key === undefined) return undefined;
-  if (!/^[A-Za-z0-9_.:-]{16,128}$/.test(key)) throw problem('validation_failed', 'Idempotency-Key must be 16 to 128 characters of A-Z a-z 0-9 _ . : - (a random value such as a UUID)');
+  if (!/^[A-Za-z0-9_.:-]{16,128}$/.test(key))
+    throw problem('validation_failed', 'Idempotency-Key must be 16 to 128 characters of A-Z a-z 0-9 _ . : - (a random value such as a UUID)');
   return key;
 }
 
@@ -106,26 +107,38 @@ route(
   },
   async (req, res, { body }) => {
     const id = parseIdentifier(body.identifier);
-    if (!id) throw problem('validation_failed', 'identifier: an email, a phone number in E.164 (+8613800138000) or a 10-digit account id', { errors: [{ path: 'body.identifier', message: 'not an email, E.164 phone or account id' }] });
+    if (!id)
+      throw problem('validation_failed', 'identifier: an email, a phone number in E.164 (+8613800138000) or a 10-digit account id', {
+        errors: [{ path: 'body.identifier', message: 'not an email, E.164 phone or account id' }],
+      });
     await consume('startPerIp', req.ip ?? 'unknown');
     await consume('startPerIdentifier', sha256(`password_reset:${id.value}`)); // per kind: sign-ups cannot use up a reset's starts
-    const flow = await startFlow(req, 'password_reset', passwordReset.name, id.value, (flowId, expiresAt) => ({ flowId, identifier: id.value, settings: flowSettings(), expiresAt }), 'captcha');
+    const flow = await startFlow(
+      req,
+      'password_reset',
+      passwordReset.name,
+      id.value,
+      (flowId, expiresAt) => ({ flowId, identifier: id.value, settings: flowSettings(), expiresAt }),
+      'captcha',
+    );
     await recordResetStart(flow.flowId, id.value, Date.parse(flow.expiresAt ?? '') || Date.now());
     res.status(201).json(flow);
   },
 );
 
-flowRoute(
-  flowsRouter,
-  { method: 'get', path: '/v1/flows/:flowId', summary: 'The current state of a flow', errors: ['flow_not_found'] },
-  async ({ res, flowId }) => {
-    res.json(await queryFlow(flowId));
-  },
-);
+flowRoute(flowsRouter, { method: 'get', path: '/v1/flows/:flowId', summary: 'The current state of a flow', errors: ['flow_not_found'] }, async ({ res, flowId }) => {
+  res.json(await queryFlow(flowId));
+});
 
 flowRoute(
   flowsRouter,
-  { method: 'delete', path: '/v1/flows/:flowId', summary: 'Cancel a flow', ok: { status: 200, description: 'The flow, cancelled', schema: S.FlowSchema }, errors: ['flow_not_found', 'step_mismatch'] },
+  {
+    method: 'delete',
+    path: '/v1/flows/:flowId',
+    summary: 'Cancel a flow',
+    ok: { status: 200, description: 'The flow, cancelled', schema: S.FlowSchema },
+    errors: ['flow_not_found', 'step_mismatch'],
+  },
   async ({ res, flowId }) => {
     const flow = await update(flowId, cancelUpdate);
     await recordEnded(flowId);
@@ -184,9 +197,17 @@ flowRoute(
  * A guess at a flow's step (a code, the security answers): counted per flow and against the flow's identifier and
  * account before the flow judges it (guess(), domain/limits.ts).
  */
-function guessRoute<B extends z.ZodType>(action: string, summary: string, body: B, errors: ProblemCode[], send: (res: Response, flowId: string, body: z.infer<B>) => Promise<void>) {
-  flowRoute(flowsRouter, { method: 'post', path: `/v1/flows/:flowId/${action}`, summary, body, errors: ['flow_not_found', 'step_mismatch', ...errors, 'too_many_attempts'] }, ({ res, flowId, body: given }) =>
-    send(res, flowId, given as z.infer<B>),
+function guessRoute<B extends z.ZodType>(
+  action: string,
+  summary: string,
+  body: B,
+  errors: ProblemCode[],
+  send: (res: Response, flowId: string, body: z.infer<B>) => Promise<void>,
+) {
+  flowRoute(
+    flowsRouter,
+    { method: 'post', path: `/v1/flows/:flowId/${action}`, summary, body, errors: ['flow_not_found', 'step_mismatch', ...errors, 'too_many_attempts'] },
+    ({ res, flowId, body: given }) => send(res, flowId, given as z.infer<B>),
   );
 }
 
@@ -256,7 +277,11 @@ flowRoute(
     if (reasons.length) throw problem('password_weak', `Choose another password: ${reasons.join(', ')}.`, { reasons });
     // One password per flow: a second request while the first is being processed (or after) changes nothing.
     // The plain text stops here: the flow only ever sees the argon2id hash.
-    const after = await counting(await claimPasswordStep(flowId), async () => update(flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) }), (err) => err === undefined);
+    const after = await counting(
+      await claimPasswordStep(flowId),
+      async () => update(flowId, setPasswordUpdate, { passwordHash: await hashSecret(body.password) }),
+      (err) => err === undefined,
+    );
     if (after.kind === 'sign_up' && after.status === 'completed' && after.accountId) {
       // Signed in: the session is made here, never in the flow's history, and shown in this one answer.
       const { token, expiresAt } = await createSession(after.accountId);
@@ -285,5 +310,3 @@ route(
     await drive(res, flowId, vetoUpdate, { tokenDigest: sha256(body.token) });
   },
 );
-
-

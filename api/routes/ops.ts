@@ -13,18 +13,41 @@ const tag = 'Operations';
 const FlowsQuery = z
   .object({
     kind: z.enum(['password_reset', 'sign_up', 'change_phone', 'change_email']).optional(),
-    step: z.string().regex(/^[a-z_]{2,30}$/).optional(),
-    stuckFor: z.string().regex(/^\d+(\.\d+)?(ms|s|m|h|d)?$/, 'a duration such as 30m or 1h').optional(),
+    step: z
+      .string()
+      .regex(/^[a-z_]{2,30}$/)
+      .optional(),
+    stuckFor: z
+      .string()
+      .regex(/^\d+(\.\d+)?(ms|s|m|h|d)?$/, 'a duration such as 30m or 1h')
+      .optional(),
   })
   .strict();
-const FlowRowSchema = z.object({ workflowId: z.string(), flowId: z.string(), kind: z.string().optional(), step: z.string().optional(), status: z.string().optional(), stepSince: z.string().optional(), startedAt: z.string(), workflowType: z.string() });
+const FlowRowSchema = z.object({
+  workflowId: z.string(),
+  flowId: z.string(),
+  kind: z.string().optional(),
+  step: z.string().optional(),
+  status: z.string().optional(),
+  stepSince: z.string().optional(),
+  startedAt: z.string(),
+  workflowType: z.string(),
+});
 const CasesQuery = z.object({ status: z.enum(CASE_STATUSES).optional() }).strict();
 const CaseSchema = z.object({ caseId: z.string(), flowId: z.string(), accountId: z.string().optional(), status: z.string() }).passthrough();
 const DecisionBody = z.object({ reviewer: z.string().min(1).max(100), note: z.string().max(2000).default('') }).strict();
 
 route(
   opsRouter,
-  { method: 'get', path: '/v1/ops/flows', summary: 'Running flows, oldest step first (e.g. stuck at code for 1h)', tag, auth: 'ops', query: FlowsQuery, ok: { status: 200, description: 'Flows', schema: z.array(FlowRowSchema) } },
+  {
+    method: 'get',
+    path: '/v1/ops/flows',
+    summary: 'Running flows, oldest step first (e.g. stuck at code for 1h)',
+    tag,
+    auth: 'ops',
+    query: FlowsQuery,
+    ok: { status: 200, description: 'Flows', schema: z.array(FlowRowSchema) },
+  },
   async (req, res, { query }) => {
     const client = await temporalClient();
     res.json(await listFlows(client, { kind: query.kind, step: query.step, stuckForMs: query.stuckFor ? parseDuration(query.stuckFor) : undefined }));
@@ -33,7 +56,15 @@ route(
 
 route(
   opsRouter,
-  { method: 'get', path: '/v1/ops/support-cases', summary: 'Support cases for reviewers', tag, auth: 'ops', query: CasesQuery, ok: { status: 200, description: 'Cases', schema: z.array(CaseSchema) } },
+  {
+    method: 'get',
+    path: '/v1/ops/support-cases',
+    summary: 'Support cases for reviewers',
+    tag,
+    auth: 'ops',
+    query: CasesQuery,
+    ok: { status: 200, description: 'Cases', schema: z.array(CaseSchema) },
+  },
   async (req, res, { query }) => {
     res.json(await listCases(query.status));
   },

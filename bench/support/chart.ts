@@ -56,8 +56,14 @@ export function renderChart(input: ChartInput): string {
       ['p95', s.p95],
       ['p50', s.p50],
     ];
-    for (const [k, v] of bars) if (Number.isFinite(v)) out.push(`<rect x="${left}" y="${y + 4}" width="${Math.max(1, x(v) - left)}" height="${rowH - 10}" fill="${COLORS[k]}"><title>${esc(s.name)} ${k}: ${v.toFixed(1)} ms</title></rect>`);
-    out.push(`<text x="${Math.min(x(s.p99) + 4, W - right)}" y="${y + 15}" fill="#333" font-size="10">${Number.isFinite(s.p50) ? `${s.p50.toFixed(0)} / ${s.p95.toFixed(0)} / ${s.p99.toFixed(0)}` : ''}</text>`);
+    for (const [k, v] of bars)
+      if (Number.isFinite(v))
+        out.push(
+          `<rect x="${left}" y="${y + 4}" width="${Math.max(1, x(v) - left)}" height="${rowH - 10}" fill="${COLORS[k]}"><title>${esc(s.name)} ${k}: ${v.toFixed(1)} ms</title></rect>`,
+        );
+    out.push(
+      `<text x="${Math.min(x(s.p99) + 4, W - right)}" y="${y + 15}" fill="#333" font-size="10">${Number.isFinite(s.p50) ? `${s.p50.toFixed(0)} / ${s.p95.toFixed(0)} / ${s.p99.toFixed(0)}` : ''}</text>`,
+    );
   });
 
   // 2. Throughput over time.
@@ -69,7 +75,9 @@ export function renderChart(input: ChartInput): string {
   out.push(`<text x="${left}" y="${tpTop - 20}" font-weight="bold">Completed flows per second</text>`);
   for (let i = 0; i <= 4; i++) {
     const v = (maxY * i) / 4;
-    out.push(`<line x1="${left}" y1="${ty(v)}" x2="${W - right}" y2="${ty(v)}" stroke="#e5e7eb"/><text x="${left - 8}" y="${ty(v) + 4}" text-anchor="end" fill="#555">${Number.isInteger(v) ? v : v.toFixed(1)}</text>`);
+    out.push(
+      `<line x1="${left}" y1="${ty(v)}" x2="${W - right}" y2="${ty(v)}" stroke="#e5e7eb"/><text x="${left - 8}" y="${ty(v) + 4}" text-anchor="end" fill="#555">${Number.isInteger(v) ? v : v.toFixed(1)}</text>`,
+    );
   }
   for (let i = 0; i <= 5; i++) {
     const t = (maxT * i) / 5;
@@ -77,8 +85,11 @@ export function renderChart(input: ChartInput): string {
   }
   input.throughput.forEach((s, i) => {
     const color = SERIES[i % SERIES.length];
-    if (s.points.length) out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${s.points.map(([t, v]) => `${tx(t + 0.5).toFixed(1)},${ty(v).toFixed(1)}`).join(' ')}"/>`);
-    out.push(`<rect x="${left + 300 + i * 200}" y="${tpTop - 30}" width="12" height="12" fill="${color}"/><text x="${left + 316 + i * 200}" y="${tpTop - 20}">${esc(s.name)}</text>`);
+    if (s.points.length)
+      out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${s.points.map(([t, v]) => `${tx(t + 0.5).toFixed(1)},${ty(v).toFixed(1)}`).join(' ')}"/>`);
+    out.push(
+      `<rect x="${left + 300 + i * 200}" y="${tpTop - 30}" width="12" height="12" fill="${color}"/><text x="${left + 316 + i * 200}" y="${tpTop - 20}">${esc(s.name)}</text>`,
+    );
   });
   out.push(`<line x1="${left}" y1="${tpTop + tpH}" x2="${W - right}" y2="${tpTop + tpH}" stroke="#999"/>`);
   out.push('</svg>');

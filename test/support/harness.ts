@@ -139,9 +139,7 @@ export class Api {
     const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
     for (;;) {
       const { body } = await this.get(`/v1/dev/outbox?to=${encodeURIComponent(to)}`);
-      const hit = (body as { text: string; subject: string; sentAt: string }[]).find(
-        (m) => (!opts.after || m.sentAt > opts.after) && (!opts.match || opts.match.test(m.text)),
-      );
+      const hit = (body as { text: string; subject: string; sentAt: string }[]).find((m) => (!opts.after || m.sentAt > opts.after) && (!opts.match || opts.match.test(m.text)));
       if (hit) return hit;
       if (Date.now() > deadline) throw new Error(`no message to ${to}${opts.match ? ` matching ${opts.match}` : ''}`);
       await new Promise((r) => setTimeout(r, 150));
