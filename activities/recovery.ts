@@ -90,10 +90,13 @@ export async function applyPasswordReset({
     { $set: { passwordHash, passwordChangedAt: now, recoveryFailures: { count: 0 } } },
     { returnDocument: 'after' },
   ).lean();
-  // A completed reset unlocks sign-in by every identifier of the account.
-  if (account) await unlockIdentifiers(accountIdentifierKeys({ ...account, _id: accountId }));
-  await Session.deleteMany({ accountId });
-  await cancelPendingChanges(accountId, 'password_reset');
-  await notifyAccount(accountId, `${flowId}:password-changed`, passwordChangedMessage(now), flowId);
-  if (releaseClaimOf) await releaseRecoveryClaim({ identifier: releaseClaimOf, flowId });
+  // A completed reset unlocks sign-in by every identifier of the account; every session ends, as do pending
+  // contact changes; every channel on file is told. Independent of each other: all at once, from the account just read.
+  await Promise.all([
+    account && unlockIdentifiers(accountIdentifierKeys({ ...account, _id: accountId })),
+    Session.deleteMany({ accountId }),
+    cancelPendingChanges(accountId, 'password_reset', account ?? {}),
+    notifyAccount(accountId, `${flowId}:password-changed`, passwordChangedMessage(now), flowId, account ?? undefined),
+    releaseClaimOf && releaseRecoveryClaim({ identifier: releaseClaimOf, flowId }),
+  ]);
 }

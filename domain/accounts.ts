@@ -17,13 +17,19 @@ export async function findAccountByIdentifier(id: Identifier): Promise<(AccountD
   return contact ? Account.findById(contact.accountId).lean<AccountDoc & { _id: string }>() : null;
 }
 
-/** Sends `message` to every channel on file (each once, keyed by `key`). */
-export async function notifyAccount(accountId: string, key: string, message: Rendered, flowId?: string): Promise<void> {
-  const account = await Account.findById(accountId, { email: 1, phone: 1 }).lean();
+/** Sends `message` to every channel on file (each once, keyed by `key`); `known`: the account's contacts, when the caller has just read them. */
+export async function notifyAccount(accountId: string, key: string, message: Rendered, flowId?: string, known?: Contacts): Promise<void> {
+  const account = known ?? (await Account.findById(accountId, { email: 1, phone: 1 }).lean());
   if (!account) return;
-  if (account.email) await deliver({ key: `${key}:email`, channel: 'email', to: account.email, flowId, ...message });
-  if (account.phone) await deliver({ key: `${key}:sms`, channel: 'sms', to: account.phone, flowId, ...message });
+  // both at once: each is its own message, sent once by its key
+  await Promise.all([
+    account.email && deliver({ key: `${key}:email`, channel: 'email', to: account.email, flowId, ...message }),
+    account.phone && deliver({ key: `${key}:sms`, channel: 'sms', to: account.phone, flowId, ...message }),
+  ]);
 }
+
+/** An account's channels on file, as a caller that has just read the account passes them (`known`). */
+type Contacts = { email?: string | null; phone?: string | null };
 
 export class ContactTakenError extends Error {
   constructor(readonly kind: 'email' | 'phone') {

@@ -7,9 +7,9 @@ import { cancelFlowSignal, workflowIdOf, type FlowKind } from '../workflows/mess
 
 const CHANGE_KINDS: FlowKind[] = ['change_phone', 'change_email'];
 
-/** Ends the account's pending phone/email changes (`cancelled`, `reason`): on sign-out and after a password reset. */
-export async function cancelPendingChanges(accountId: string, reason: string): Promise<void> {
-  const account = await Account.findById(accountId, { activeFlows: 1 }).lean();
+/** Ends the account's pending phone/email changes (`cancelled`, `reason`): on sign-out and after a password reset (`known`: the account, when the caller has just read it). */
+export async function cancelPendingChanges(accountId: string, reason: string, known?: { activeFlows?: unknown }): Promise<void> {
+  const account = known ?? (await Account.findById(accountId, { activeFlows: 1 }).lean());
   const active = (account?.activeFlows ?? {}) as Record<string, string | undefined>;
   const pending = CHANGE_KINDS.map((k) => active[k] && workflowIdOf(active[k])).filter((id): id is string => !!id);
   if (!pending.length) return;

@@ -20,8 +20,12 @@ import {
   type FlowError,
 } from './messages';
 
-/** Flows started since this patch keep one timer for their deadline instead of one per step (FlowState.until). */
-const ONE_DEADLINE_TIMER_PATCH = 'one-deadline-timer-per-flow';
+/**
+ * Flows started since this patch keep one timer for their deadline instead of one per step (FlowState.until);
+ * a reset also takes its look-up, claim and code from the API with the passed captcha (password-reset.ts). One
+ * patch for both: each patch a flow meets costs it a marker and a search-attribute update (TemporalChangeVersion).
+ */
+export const FEWER_TASKS_PATCH = 'fewer-tasks-per-flow';
 
 /** Thrown inside the flow body when the flow ended while it was waiting (expired, cancelled, superseded). */
 export class FlowEnded extends Error {}
@@ -69,7 +73,7 @@ export class FlowState {
 
   /** Waits until `ready()` holds; ends the flow `expired` at the deadline, and unwinds if it ended meanwhile. */
   async until(ready: () => boolean): Promise<void> {
-    this.oneTimer ??= patched(ONE_DEADLINE_TIMER_PATCH);
+    this.oneTimer ??= patched(FEWER_TASKS_PATCH);
     if (!this.oneTimer) {
       const inTime = await condition(() => ready() || !this.active, Math.max(this.deadline - Date.now(), 1));
       if (!inTime && this.active) this.end('expired', 'deadline');
@@ -89,7 +93,7 @@ export class FlowState {
   }
 
   /**
-   * The one timer of the current deadline (since ONE_DEADLINE_TIMER_PATCH): started by the first wait and kept
+   * The one timer of the current deadline (since FEWER_TASKS_PATCH): started by the first wait and kept
    * by every later one while the deadline stays, replaced when it moves. Before, every wait started a timer
    * of its own and cancelled it when the step was done: two commands more per step.
    */

@@ -13,7 +13,7 @@
  */
 import { patched, setHandler, uuid4 } from '@temporalio/workflow';
 import { db, quickDb, slow } from './activities-proxy';
-import { FlowEnded, FlowState, supersede } from './flow-state';
+import { FEWER_TASKS_PATCH, FlowEnded, FlowState, supersede } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { CaptchaStep, IdentityProof } from './identity-proof';
 import { Hold } from './hold';
@@ -98,9 +98,13 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       },
     },
   );
+  let fewer = false;
+  let oneLookup = false;
   try {
     let target!: RecoveryTarget & { previousFlowId?: string };
-    const oneLookup = patched(ONE_LOOKUP_PATCH);
+    // (a flow with the newer patch needs not ask for the older one: that would cost it a marker more)
+    fewer = patched(FEWER_TASKS_PATCH);
+    oneLookup = fewer || patched(ONE_LOOKUP_PATCH);
     if (!oneLookup) {
       target = await quickDb().findRecoveryTarget({ flowId, identifier: input.identifier });
       subject = { accountId: target.accountId, identifiers: target.identifiers };
@@ -126,7 +130,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
         settings.codeTtlMs,
         attempts,
       ));
-    if (patched(ONE_TRIP_PATCH)) {
+    if (fewer) {
       // From the captcha to the code in no activity, or one: the look-up, the claim of the identifier's one
       // active reset (every identifier has one, so a superseded flow tells nothing about an account) and the
       // code, the same for an account and for an unknown identifier. The API did them with the passed captcha
@@ -165,7 +169,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
 
     // 7. Apply: new hash, every session revoked, lockout cleared, every channel told.
     hold.applying = true;
-    if (patched(ONE_TRIP_PATCH)) {
+    if (fewer) {
       // the identifier's claim is released with the new password, not by an activity of its own
       await slow.applyPasswordReset({ flowId, accountId, passwordHash: passwordHash!, releaseClaimOf: input.identifier });
       claimReleased = true;
@@ -178,7 +182,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   } finally {
     if (claimReleased) {
       // released with the new password
-    } else if (patched(ONE_LOOKUP_PATCH)) {
+    } else if (oneLookup) {
       await quickDb().releaseRecoveryClaim({ identifier: input.identifier, flowId });
     } else {
       // Release the marker this flow claimed. Before RELEASE_CLAIMED_PATCH the release went to the subject,
@@ -198,11 +202,8 @@ const RELEASE_CLAIMED_PATCH = 'release-the-claimed-reset-marker';
  */
 const ONE_LOOKUP_PATCH = 'one-lookup-after-the-captcha';
 
-/**
- * Flows started since this patch take the look-up, claim and code from the update that passed the captcha (the
- * API did them: domain/recovery.ts), or do them in one activity (findClaimAndIssueCode), and release their
- * claim with the new password (applyPasswordReset): three activities and three workflow tasks fewer per reset.
- */
-const ONE_TRIP_PATCH = 'one-activity-from-captcha-to-code';
+// FEWER_TASKS_PATCH (flow-state.ts): flows started since take the look-up, claim and code from the update that
+// passed the captcha (the API did them: domain/recovery.ts), or do them in one activity (findClaimAndIssueCode), and
+// release their claim with the new password (applyPasswordReset): three activities and three workflow tasks fewer.
 
 const allSteps = ['captcha', 'code', 'security_questions', 'support', 'support_review', 'new_password', 'hold'] as const;
