@@ -98,13 +98,11 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       },
     },
   );
-  let fewer = false;
-  let oneLookup = false;
+  // (a flow with the newer patch needs not ask for the older one: that would cost it a marker more)
+  const fewer = patched(FEWER_TASKS_PATCH);
+  const oneLookup = fewer || patched(ONE_LOOKUP_PATCH);
   try {
     let target!: RecoveryTarget & { previousFlowId?: string };
-    // (a flow with the newer patch needs not ask for the older one: that would cost it a marker more)
-    fewer = patched(FEWER_TASKS_PATCH);
-    oneLookup = fewer || patched(ONE_LOOKUP_PATCH);
     if (!oneLookup) {
       target = await quickDb().findRecoveryTarget({ flowId, identifier: input.identifier });
       subject = { accountId: target.accountId, identifiers: target.identifiers };
