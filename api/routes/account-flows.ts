@@ -104,7 +104,7 @@ route(
     const { flowId } = await startFlow(
       req,
       'sign_up',
-      signUp.name,
+      signUp,
       contact.value,
       (flowId, expiresAt): SignUpInput => ({
         flowId,
@@ -140,7 +140,7 @@ for (const what of ['phone', 'email'] as const) {
       const { flowId } = await startFlow(
         req,
         what === 'phone' ? 'change_phone' : 'change_email',
-        workflow.name,
+        workflow,
         session.accountId,
         (flowId, expiresAt): ChangeContactInput => ({
           flowId,

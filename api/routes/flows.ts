@@ -53,12 +53,12 @@ function idempotencyKey(req: Request): string | undefined {
 }
 
 /** Starts `workflow` for `kind`; with an Idempotency-Key, a repeated start returns the flow the first one started. */
-export async function startFlow(
+export async function startFlow<I>(
   req: Request,
   kind: FlowKind,
-  workflowType: string,
+  workflow: (input: I) => Promise<Flow>,
   scope: string,
-  makeArgs: (flowId: string, expiresAt: number) => unknown,
+  makeArgs: (flowId: string, expiresAt: number) => I,
   firstStep: Flow['step'],
   memo?: Record<string, unknown>,
 ): Promise<Flow> {
@@ -68,7 +68,8 @@ export async function startFlow(
   const client = await temporalClient();
   let handle;
   try {
-    handle = await client.workflow.start(workflowType, {
+    // by function reference: its input is type-checked against the workflow's own signature
+    handle = await client.workflow.start(workflow, {
       workflowId: `${KIND_SLUG[kind]}/${flowId}`,
       taskQueue: config().TEMPORAL_TASK_QUEUE,
       args: [makeArgs(flowId, expiresAt)],
@@ -116,7 +117,7 @@ route(
     const flow = await startFlow(
       req,
       'password_reset',
-      passwordReset.name,
+      passwordReset,
       id.value,
       (flowId, expiresAt) => ({ flowId, identifier: id.value, settings: flowSettings(), expiresAt }),
       'captcha',
