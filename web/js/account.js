@@ -41,13 +41,9 @@ const ctl = new FlowController({
     completed: (flow) => [
       h('div', { class: 'done-mark', 'aria-hidden': 'true' }, '✓'),
       h('h2', {}, flow.kind === 'change_email' ? 'Your email address was changed' : 'Your phone number was changed'),
-      h(
-        'p',
-        {},
-        flow.kind === 'change_email'
-          ? 'We told your old email address and your phone number. Your other devices were signed out.'
-          : 'We told your old phone number and your email address. Your other devices were signed out.',
-      ),
+      h('p', {}, flow.kind === 'change_email'
+        ? 'We told your old email address and your phone number. Your other devices were signed out.'
+        : 'We told your old phone number and your email address. Your other devices were signed out.'),
       actions(h('button', { type: 'button', class: 'primary', onclick: () => ctl.restart() }, 'Back to your account')),
     ],
   },
@@ -82,8 +78,7 @@ async function load(root, focusSel) {
 }
 
 /** "Sign in again" (hidden until a 403 reauth_required): back here after signing in. */
-const reauthLink = () =>
-  h('p', { class: 'reauth', hidden: true }, h('a', { href: `./?reauth=1&next=${encodeURIComponent('account.html')}`, class: 'primary button-link' }, 'Sign in again'));
+const reauthLink = () => h('p', { class: 'reauth', hidden: true }, h('a', { href: `./?reauth=1&next=${encodeURIComponent('account.html')}`, class: 'primary button-link' }, 'Sign in again'));
 function offerReauth(p) {
   p.hidden = false;
   p.querySelector('a').focus();
@@ -112,28 +107,16 @@ function contactSection(me) {
       if (err.code === 'reauth_required') offerReauth(reauth);
     }
   };
-  return h(
-    'section',
-    { 'aria-labelledby': 'contact-h' },
+  return h('section', { 'aria-labelledby': 'contact-h' },
     h('h2', { id: 'contact-h' }, 'Sign-in details'),
-    h(
-      'dl',
-      { class: 'kv' },
-      h('dt', {}, 'Account ID'),
-      h('dd', { id: 'me-account' }, me.accountId),
-      h('dt', {}, 'Phone'),
-      h('dd', { id: 'me-phone' }, me.phone ?? 'Not set'),
-      h('dt', {}, 'Email'),
-      h('dd', { id: 'me-email' }, me.email ?? 'Not set'),
-    ),
-    h(
-      'div',
-      { class: 'actions' },
+    h('dl', { class: 'kv' },
+      h('dt', {}, 'Account ID'), h('dd', { id: 'me-account' }, me.accountId),
+      h('dt', {}, 'Phone'), h('dd', { id: 'me-phone' }, me.phone ?? 'Not set'),
+      h('dt', {}, 'Email'), h('dd', { id: 'me-email' }, me.email ?? 'Not set')),
+    h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'secondary', id: 'change-phone', onclick: (e) => start('change-phone', e.currentTarget) }, 'Change phone number'),
-      h('button', { type: 'button', class: 'secondary', id: 'change-email', onclick: (e) => start('change-email', e.currentTarget) }, 'Change email address'),
-    ),
-    reauth,
-  );
+      h('button', { type: 'button', class: 'secondary', id: 'change-email', onclick: (e) => start('change-email', e.currentTarget) }, 'Change email address')),
+    reauth);
 }
 
 // ---------------------------------------------------------------- security questions
@@ -152,17 +135,10 @@ function questionsSection(me, root) {
       return;
     }
     const row = (i) =>
-      h(
-        'div',
-        { class: 'qrow' },
-        h(
-          'div',
-          { class: 'field' },
-          h('label', { for: `q${i}` }, `Question ${i + 1}`),
-          h('select', { id: `q${i}`, name: `q${i}` }, ...catalogue.map((q, j) => h('option', { value: q.id, selected: j === i }, q.text))),
-        ),
-        field({ id: `a${i}`, label: `Answer ${i + 1}`, autocomplete: 'off', maxlength: 200, required: true }),
-      );
+      h('div', { class: 'qrow' },
+        h('div', { class: 'field' }, h('label', { for: `q${i}` }, `Question ${i + 1}`),
+          h('select', { id: `q${i}`, name: `q${i}` }, ...catalogue.map((q, j) => h('option', { value: q.id, selected: j === i }, q.text)))),
+        field({ id: `a${i}`, label: `Answer ${i + 1}`, autocomplete: 'off', maxlength: 200, required: true }));
     const f = form(
       async (f) => {
         const answers = [0, 1, 2].map((i) => ({ questionId: value(f, `q${i}`), answer: value(f, `a${i}`) }));
@@ -183,37 +159,19 @@ function questionsSection(me, root) {
         }
       },
       h('p', { class: 'hint' }, 'Pick answers you will remember years from now. Capitals and extra spaces do not matter.'),
-      row(0),
-      row(1),
-      row(2),
-      field({
-        id: 'questions-password',
-        label: 'Your password',
-        hint: 'To make sure it is you. We will tell your phone and email that the questions changed.',
-        type: 'password',
-        autocomplete: 'current-password',
-        maxlength: 1024,
-        required: true,
-      }),
+      row(0), row(1), row(2),
+      field({ id: 'questions-password', label: 'Your password', hint: 'To make sure it is you. We will tell your phone and email that the questions changed.', type: 'password', autocomplete: 'current-password', maxlength: 1024, required: true }),
       actions(primary('Save questions')),
       reauth,
     );
     details.append(f);
     focusFirst(f);
   });
-  return h(
-    'section',
-    { class: 'section', 'aria-labelledby': 'questions-h' },
+  return h('section', { class: 'section', 'aria-labelledby': 'questions-h' },
     h('h2', { id: 'questions-h', tabindex: '-1' }, 'Security questions'),
-    h(
-      'p',
-      {},
-      h('span', { class: me.hasSecurityQuestions ? 'badge' : 'badge off', id: 'questions-state' }, me.hasSecurityQuestions ? 'Set' : 'Not set'),
-      ' ',
-      'They help you get back in when codes do not reach you.',
-    ),
-    details,
-  );
+    h('p', {}, h('span', { class: me.hasSecurityQuestions ? 'badge' : 'badge off', id: 'questions-state' }, me.hasSecurityQuestions ? 'Set' : 'Not set'), ' ',
+      'They help you get back in when codes do not reach you.'),
+    details);
 }
 
 // ---------------------------------------------------------------- devices
@@ -231,23 +189,10 @@ function luhnOk(digits) {
 
 function devicesSection(me, root) {
   const list = me.devices.length
-    ? h(
-        'ul',
-        { class: 'devices' },
-        ...me.devices.map((d) =>
-          h(
-            'li',
-            {},
-            h('div', {}, h('div', {}, h('strong', {}, d.model || 'Device')), h('div', { class: 'meta' }, `IMEI ${d.imeiHint} · bound ${new Date(d.boundAt).toLocaleDateString()}`)),
-            h(
-              'button',
-              { type: 'button', class: 'danger', onclick: () => removeDevice(d, root) },
-              'Remove from this account',
-              h('span', { class: 'visually-hidden' }, `: ${d.model}`),
-            ),
-          ),
-        ),
-      )
+    ? h('ul', { class: 'devices' }, ...me.devices.map((d) =>
+      h('li', {},
+        h('div', {}, h('div', {}, h('strong', {}, d.model || 'Device')), h('div', { class: 'meta' }, `IMEI ${d.imeiHint} · bound ${new Date(d.boundAt).toLocaleDateString()}`)),
+        h('button', { type: 'button', class: 'danger', onclick: () => removeDevice(d, root) }, 'Remove from this account', h('span', { class: 'visually-hidden' }, `: ${d.model}`)))))
     : h('p', { class: 'hint' }, 'No device is bound to this account.');
 
   const bind = h('details', {}, h('summary', {}, 'Bind a device'));
@@ -268,36 +213,22 @@ function devicesSection(me, root) {
         say(`${model} is now bound to this account. We told your phone and email.`);
       } catch (err) {
         refused(err, f, reauth, (e) =>
-          e.code === 'attestation_invalid' ? 'attestation' : e.code === 'validation_failed' ? (e.body.errors?.[0]?.path ?? '').split('.').pop() || 'imei' : 'imei',
-        );
+          e.code === 'attestation_invalid' ? 'attestation' : e.code === 'validation_failed' ? (e.body.errors?.[0]?.path ?? '').split('.').pop() || 'imei' : 'imei');
       }
     },
     field({ id: 'imei', label: 'IMEI', hint: '15 digits. Dial *#06# on the phone to see it.', inputmode: 'numeric', autocomplete: 'off', maxlength: 20, required: true }),
     field({ id: 'model', label: 'Device name', hint: 'For example "Xiaomi 14".', autocomplete: 'off', maxlength: 100, required: true }),
-    field({
-      id: 'attestation',
-      label: 'Device attestation',
-      hint: 'The proof a phone presents when it binds itself to an account: copy it from the phone. It shows that the phone is in your hands.',
-      autocomplete: 'off',
-      autocapitalize: 'off',
-      spellcheck: 'false',
-      maxlength: 200,
-      required: true,
-    }),
+    field({ id: 'attestation', label: 'Device attestation', hint: 'The proof a phone presents when it binds itself to an account: copy it from the phone. It shows that the phone is in your hands.', autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', maxlength: 200, required: true }),
     actions(primary('Bind device')),
     reauth,
   );
   bind.append(f);
   bind.addEventListener('toggle', () => bind.open && focusFirst(f));
 
-  return h(
-    'section',
-    { class: 'section', 'aria-labelledby': 'devices-h' },
+  return h('section', { class: 'section', 'aria-labelledby': 'devices-h' },
     h('h2', { id: 'devices-h', tabindex: '-1' }, 'Devices'),
     h('p', { class: 'hint' }, 'A bound device cannot be factory reset without this account. Remove a device before you sell or give it away.'),
-    list,
-    bind,
-  );
+    list, bind);
 }
 
 /** Asks for the password in a pop-up, then DELETE /v1/me/devices/{id}. */
@@ -305,20 +236,14 @@ function removeDevice(device, root) {
   const err = h('p', { class: 'msg dlg-alert', role: 'alert' });
   const pw = h('input', { id: 'remove-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true, maxlength: 1024 });
   const dlg = h('dialog', { class: 'ask', 'aria-labelledby': 'remove-h' });
-  const f = h(
-    'form',
-    { novalidate: true },
+  const f = h('form', { novalidate: true },
     h('h2', { id: 'remove-h' }, `Remove ${device.model || 'this device'}?`),
     h('p', {}, 'After this, whoever holds the device can factory reset it. Enter your password to confirm.'),
     err,
     h('div', { class: 'field' }, h('label', { for: 'remove-password' }, 'Password'), pw),
-    h(
-      'div',
-      { class: 'actions' },
+    h('div', { class: 'actions' },
       h('button', { type: 'submit', class: 'danger' }, 'Remove'),
-      h('button', { type: 'button', class: 'secondary', onclick: () => dlg.close() }, 'Keep it'),
-    ),
-  );
+      h('button', { type: 'button', class: 'secondary', onclick: () => dlg.close() }, 'Keep it')));
   f.addEventListener('submit', async (e) => {
     e.preventDefault();
     if (!pw.value) {

@@ -58,16 +58,7 @@ const FIELDS = {
 export const MESSAGES = {
   validation_failed: (e) => {
     if ((e.reasons ?? []).includes('same_as_current')) return 'That is already the one on your account. Enter a different one.';
-    const fields = (e.errors ?? [])
-      .map(
-        (x) =>
-          FIELDS[
-            String(x.path ?? '')
-              .split('.')
-              .pop()
-          ],
-      )
-      .filter(Boolean);
+    const fields = (e.errors ?? []).map((x) => FIELDS[String(x.path ?? '').split('.').pop()]).filter(Boolean);
     return fields.length ? `Please check: ${[...new Set(fields)].join(', ')}.` : 'Some of what you entered is not valid. Please check it.';
   },
   malformed_json: () => 'Your browser sent something the service could not read. Reload the page and try again.',
@@ -85,13 +76,7 @@ export const MESSAGES = {
   resend_limit: () => 'No more codes can be sent for this request. Use "Not working?" or start again later.',
   answers_invalid: (e) => `At least one answer is not right.${attempts(e.attemptsLeft)}${e.attemptsLeft === 0 ? ' You can still ask support for help.' : ''}`,
   password_mismatch: () => 'The two passwords differ. Type the same password in both fields.',
-  password_weak: (e) =>
-    `Please choose another password. ${
-      (e.reasons ?? [])
-        .map((r) => PASSWORD_REASONS[r])
-        .filter(Boolean)
-        .join(' ') || 'It is too easy to guess.'
-    }`.trim(),
+  password_weak: (e) => `Please choose another password. ${(e.reasons ?? []).map((r) => PASSWORD_REASONS[r]).filter(Boolean).join(' ') || 'It is too easy to guess.'}`.trim(),
   token_invalid: () => 'This cancel link is not valid. Use the newest link from the message we sent, exactly as it is.',
   consent_required: () => 'To create an account, accept both the Privacy Policy and the User Agreement.',
   document_outdated: () => 'A document changed while you were reading it. Please read the current version and accept again.',

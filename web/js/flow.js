@@ -7,7 +7,10 @@
  */
 import * as api from './api.js';
 import { MESSAGES, PASSWORD_REASONS, clock, describe, duration } from './errors.js';
-import { alertText, busy, clearTimers, countdown, estimateStrength, every, field, focusFirst, h, markInvalid, param, revealButton, say, secondsUntil, setFlowParam } from './ui.js';
+import {
+  alertText, busy, clearTimers, countdown, estimateStrength, every, field, focusFirst, h, markInvalid, param,
+  revealButton, say, secondsUntil, setFlowParam,
+} from './ui.js';
 
 export const POLL_MS = 3000;
 const keyOf = (flow) => (flow.status === 'active' ? flow.step : flow.status);
@@ -255,23 +258,11 @@ export function holdNotice(flow) {
   if (!(flow.holdSeconds > 0)) return null;
   const how = 'Because you confirmed it is you with security questions or with the help of support, not with a code sent to ';
   const hold = h('strong', {}, `a hold of ${duration(flow.holdSeconds)}`);
-  return h(
-    'p',
-    { class: 'notice', id: 'hold-notice' },
-    isChange(flow)
-      ? [
-          how,
-          `your current phone or email, the new ${contactWord(flow)} replaces the old one only after `,
-          hold,
-          `. Every phone number and email address on the account, the old ${contactWord(flow)} included, will be told and can cancel the change until then.`,
-        ]
-      : [
-          how,
-          'your phone or email, your new password takes effect only after ',
-          hold,
-          '. Every phone number and email address on the account will be told and can cancel it until then. Your old password keeps working meanwhile.',
-        ],
-  );
+  return h('p', { class: 'notice', id: 'hold-notice' }, isChange(flow)
+    ? [how, `your current phone or email, the new ${contactWord(flow)} replaces the old one only after `, hold,
+      `. Every phone number and email address on the account, the old ${contactWord(flow)} included, will be told and can cancel the change until then.`]
+    : [how, 'your phone or email, your new password takes effect only after ', hold,
+      '. Every phone number and email address on the account will be told and can cancel it until then. Your old password keeps working meanwhile.']);
 }
 
 // ---------------------------------------------------------------- the shared screens
@@ -307,26 +298,12 @@ function captchaScreen(flow, ctl) {
       await loading; // an answer belongs to the picture on screen
       await ctl.act(f, 'captcha', { answer }, { field: 'answer' });
     },
-    h(
-      'div',
-      { class: 'captcha-row' },
-      img,
-      secondary('New picture', () => {
-        loading = load();
-        f.elements.namedItem('answer').focus();
-        say('Here is a new picture.');
-      }),
-    ),
-    field({
-      id: 'answer',
-      label: 'Characters in the picture',
-      hint: 'Capital letters or not, it does not matter.',
-      autocomplete: 'off',
-      autocapitalize: 'off',
-      spellcheck: 'false',
-      required: true,
-      maxlength: 64,
-    }),
+    h('div', { class: 'captcha-row' }, img, secondary('New picture', () => {
+      loading = load();
+      f.elements.namedItem('answer').focus();
+      say('Here is a new picture.');
+    })),
+    field({ id: 'answer', label: 'Characters in the picture', hint: 'Capital letters or not, it does not matter.', autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false', required: true, maxlength: 64 }),
     actions(primary('Next')),
   );
   loading = load();
@@ -348,34 +325,13 @@ function codeScreen(flow, ctl) {
       if (code.length !== 6) return refuse(f, 'code', 'Enter the 6 digits of the code.');
       await ctl.act(f, 'code', { code }, { field: 'code' });
     },
-    h(
-      'div',
-      { class: 'field' },
+    h('div', { class: 'field' },
       h('label', { for: 'code' }, '6-digit code'),
-      h('input', {
-        id: 'code',
-        name: 'code',
-        type: 'text',
-        autocomplete: 'one-time-code',
-        inputmode: 'numeric',
-        pattern: '[0-9 ]*',
-        maxlength: 9,
-        required: true,
-        spellcheck: 'false',
-        class: 'code-input',
-        'aria-describedby': 'code-expiry',
-      }),
-      expiry,
-    ),
+      h('input', { id: 'code', name: 'code', type: 'text', autocomplete: 'one-time-code', inputmode: 'numeric', pattern: '[0-9 ]*', maxlength: 9, required: true, spellcheck: 'false', class: 'code-input', 'aria-describedby': 'code-expiry' }),
+      expiry),
     actions(primary(second ? 'Verify' : 'Next')),
     h('div', { class: 'resend' }, resendInfo, resend),
-    hasFallback(flow) && !second
-      ? h(
-          'p',
-          { class: 'not-working' },
-          linkButton('Not working?', () => ctl.act(f, 'not-working')),
-        )
-      : null,
+    hasFallback(flow) && !second ? h('p', { class: 'not-working' }, linkButton('Not working?', () => ctl.act(f, 'not-working'))) : null,
   );
   every(1000, () => {
     const fl = ctl.flow;
@@ -426,11 +382,7 @@ function questionsScreen(flow, ctl) {
     ...qs.map((q) => field({ id: `answer-${q.id}`, label: q.text, autocomplete: 'off', required: true, maxlength: 200 })),
     tries,
     actions(primary('Submit')),
-    h(
-      'p',
-      { class: 'not-working' },
-      linkButton('Not working?', () => ctl.act(f, 'not-working')),
-    ),
+    h('p', { class: 'not-working' }, linkButton('Not working?', () => ctl.act(f, 'not-working'))),
   );
   return [h('h2', {}, 'Answer your security questions'), h('p', {}, 'Answer the questions you chose when you set up the account.'), f];
 }
@@ -447,24 +399,8 @@ function supportScreen(flow, ctl) {
       if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(contactEmail)) return refuse(f, 'contactEmail', 'Enter an email address we can answer to.');
       await ctl.act(f, 'support', { accountId, imei, contactEmail, ...(message ? { message } : {}) }, { field: 'accountId' });
     },
-    field({
-      id: 'accountId',
-      label: 'Account ID',
-      hint: '10 digits. It is in the messages we sent you, and under Settings › Account on your phone.',
-      inputmode: 'numeric',
-      autocomplete: 'off',
-      maxlength: 12,
-      required: true,
-    }),
-    field({
-      id: 'imei',
-      label: 'IMEI of a phone bound to the account',
-      hint: '15 digits. Dial *#06# on that phone to see it.',
-      inputmode: 'numeric',
-      autocomplete: 'off',
-      maxlength: 20,
-      required: true,
-    }),
+    field({ id: 'accountId', label: 'Account ID', hint: '10 digits. It is in the messages we sent you, and under Settings › Account on your phone.', inputmode: 'numeric', autocomplete: 'off', maxlength: 12, required: true }),
+    field({ id: 'imei', label: 'IMEI of a phone bound to the account', hint: '15 digits. Dial *#06# on that phone to see it.', inputmode: 'numeric', autocomplete: 'off', maxlength: 20, required: true }),
     field({ id: 'contactEmail', label: 'Email we can answer to', type: 'email', autocomplete: 'email', maxlength: 254, required: true }),
     field({ id: 'message', label: 'Anything else we should know (optional)', type: 'textarea', rows: 3, maxlength: 2000 }),
     actions(primary('Send to support')),
@@ -479,13 +415,7 @@ function reviewScreen(flow, ctl) {
   });
   return [
     h('h2', {}, 'Waiting for review'),
-    h(
-      'p',
-      {},
-      'We received your request',
-      flow.supportCaseId ? [' ', h('strong', { class: 'nowrap' }, flow.supportCaseId)] : '',
-      '. A person is checking that the account is yours. We will also write to the email you gave.',
-    ),
+    h('p', {}, 'We received your request', flow.supportCaseId ? [' ', h('strong', { class: 'nowrap' }, flow.supportCaseId)] : '', '. A person is checking that the account is yours. We will also write to the email you gave.'),
     h('p', {}, 'This page updates itself. You can close it and come back to this same address later.'),
     h('div', { class: 'spinner', 'aria-hidden': 'true' }),
     checked,
@@ -493,15 +423,7 @@ function reviewScreen(flow, ctl) {
 }
 
 function passwordScreen(flow, ctl) {
-  const pw = h('input', {
-    id: 'password',
-    name: 'password',
-    type: 'password',
-    autocomplete: 'new-password',
-    required: true,
-    maxlength: 1024,
-    'aria-describedby': 'password-rules password-strength',
-  });
+  const pw = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'new-password', required: true, maxlength: 1024, 'aria-describedby': 'password-rules password-strength' });
   const bar = h('span', { class: 'bar' });
   const strength = h('p', { class: 'hint strength', id: 'password-strength' });
   const meter = h('div', { class: 'meter', 'aria-hidden': 'true' }, bar);
@@ -519,16 +441,10 @@ function passwordScreen(flow, ctl) {
       if (pw.value !== confirm.value) return refuse(f, 'confirmation', MESSAGES.password_mismatch());
       await ctl.act(f, 'password', { password: pw.value, confirmation: confirm.value }, { field: 'password' });
     },
-    h(
-      'div',
-      { class: 'field' },
+    h('div', { class: 'field' },
       h('label', { for: 'password' }, flow.kind === 'sign_up' ? 'Password' : 'New password'),
       h('p', { class: 'hint', id: 'password-rules' }, 'At least 8 characters. A few unrelated words make a strong password that is easy to remember.'),
-      pw,
-      meter,
-      strength,
-      revealButton(pw),
-    ),
+      pw, meter, strength, revealButton(pw)),
     h('div', { class: 'field' }, h('label', { for: 'confirmation' }, 'Type it again'), confirm),
     actions(primary(flow.kind === 'sign_up' ? 'Create account' : 'Change password')),
   );
@@ -564,12 +480,7 @@ function consentScreen(flow, ctl) {
   const docs = flow.documents ?? [];
   const version = (id) => docs.find((d) => d.id === id)?.version;
   const link = (id, name) =>
-    h(
-      'li',
-      {},
-      h('a', { href: `legal/${id}.html${version(id) ? `?version=${encodeURIComponent(version(id))}` : ''}`, target: '_blank', rel: 'noopener' }, name),
-      ` (version ${version(id) ?? '–'}, opens in a new tab)`,
-    );
+    h('li', {}, h('a', { href: `legal/${id}.html${version(id) ? `?version=${encodeURIComponent(version(id))}` : ''}`, target: '_blank', rel: 'noopener' }, name), ` (version ${version(id) ?? '–'}, opens in a new tab)`);
   const f = form(
     async (f) => {
       if (!f.elements.namedItem('accept').checked) return refuse(f, 'accept', MESSAGES.consent_required());
@@ -577,18 +488,10 @@ function consentScreen(flow, ctl) {
       await ctl.act(f, 'consent', { accept: true, syncEnabled: f.elements.namedItem('sync').checked, versions }, { field: 'accept' });
     },
     h('ul', { class: 'docs' }, link('privacy-policy', 'Privacy Policy'), link('user-agreement', 'User Agreement')),
-    h(
-      'div',
-      { class: 'check' },
-      h('input', { type: 'checkbox', id: 'accept', name: 'accept', required: true }),
-      h('label', { for: 'accept' }, 'I have read and accept the Privacy Policy and the User Agreement'),
-    ),
-    h(
-      'div',
-      { class: 'check switch' },
+    h('div', { class: 'check' }, h('input', { type: 'checkbox', id: 'accept', name: 'accept', required: true }), h('label', { for: 'accept' }, 'I have read and accept the Privacy Policy and the User Agreement')),
+    h('div', { class: 'check switch' },
       h('input', { type: 'checkbox', id: 'sync', name: 'sync', role: 'switch', checked: true, 'aria-describedby': 'sync-hint' }),
-      h('label', { for: 'sync' }, 'Sync my data to the cloud'),
-    ),
+      h('label', { for: 'sync' }, 'Sync my data to the cloud')),
     h('p', { class: 'hint', id: 'sync-hint' }, 'Backs up contacts, photos and notes. You can turn it off later.'),
     actions(primary('Agree and continue')),
   );
@@ -614,33 +517,17 @@ function newContactScreen(which) {
         await ctl.act(f, isPhone ? 'new-phone' : 'new-email', isPhone ? { phone: v } : { email: v }, { field: which });
       },
       isPhone
-        ? field({
-            id: 'phone',
-            label: 'New phone number',
-            hint: 'With the country code, for example +86 138 0013 8000.',
-            type: 'tel',
-            autocomplete: 'tel',
-            inputmode: 'tel',
-            maxlength: 24,
-            required: true,
-          })
+        ? field({ id: 'phone', label: 'New phone number', hint: 'With the country code, for example +86 138 0013 8000.', type: 'tel', autocomplete: 'tel', inputmode: 'tel', maxlength: 24, required: true })
         : field({ id: 'email', label: 'New email address', type: 'email', autocomplete: 'email', maxlength: 254, required: true }),
       actions(primary('Next')),
     );
-    return [
-      h('h2', {}, isPhone ? 'Your new phone number' : 'Your new email address'),
-      h('p', {}, `We will send a code to the new ${isPhone ? 'number' : 'address'} to check it is yours.`),
-      holdNotice(flow),
-      f,
-    ];
+    return [h('h2', {}, isPhone ? 'Your new phone number' : 'Your new email address'), h('p', {}, `We will send a code to the new ${isPhone ? 'number' : 'address'} to check it is yours.`), holdNotice(flow), f];
   };
 }
 
 /** "+8613800138000" grouped like its masked hint "+86 *** **** 8000" → "+86 138 0013 8000" (else as typed). */
 export function groupLike(e164, hint) {
-  const parts = String(hint ?? '')
-    .trim()
-    .split(/\s+/);
+  const parts = String(hint ?? '').trim().split(/\s+/);
   if (parts.length < 2 || !/^\+\d+$/.test(parts[0]) || !e164.startsWith(parts[0])) return e164;
   const sizes = parts.slice(1).map((p) => p.length);
   let rest = e164.slice(parts[0].length);
@@ -684,32 +571,18 @@ function confirmContactScreen(which) {
     };
     // Back to typing the address: the same form as the step before (the API takes a new one until the code is sent).
     const change = () => ctl.show(ctl.flow, { as: `new_${which}` });
-    const page = form(
-      send,
+    const page = form(send,
       h('p', {}, `We will send a code to `, h('strong', { class: isPhone ? 'nowrap' : 'addr' }, shown), '.'),
       holdNotice(flow),
-      actions(primary('Yes, send the code'), secondary(isPhone ? 'No, use another number' : 'No, use another address', change)),
-    );
+      actions(primary('Yes, send the code'), secondary(isPhone ? 'No, use another number' : 'No, use another address', change)));
     const dlg = h('dialog', { class: 'confirm', 'aria-labelledby': 'confirm-title', 'aria-describedby': 'confirm-text' });
-    const dform = h(
-      'form',
-      { method: 'dialog' },
+    const dform = h('form', { method: 'dialog' },
       h('h2', { id: 'confirm-title' }, isPhone ? 'Is this number right?' : 'Is this address right?'),
-      h(
-        'p',
-        { id: 'confirm-text' },
-        `Is `,
-        h('strong', { class: isPhone ? 'nowrap' : 'addr' }, shown),
-        ' right? We will send a code to it.',
-        flow.holdSeconds > 0 ? ` Once it is confirmed, the change waits ${duration(flow.holdSeconds)} before it takes effect.` : '',
-      ),
-      h(
-        'div',
-        { class: 'actions' },
+      h('p', { id: 'confirm-text' }, `Is `, h('strong', { class: isPhone ? 'nowrap' : 'addr' }, shown), ' right? We will send a code to it.',
+        flow.holdSeconds > 0 ? ` Once it is confirmed, the change waits ${duration(flow.holdSeconds)} before it takes effect.` : ''),
+      h('div', { class: 'actions' },
         h('button', { type: 'submit', class: 'primary', value: 'yes', autofocus: true }, 'Yes, send the code'),
-        h('button', { type: 'submit', class: 'secondary', value: 'no' }, isPhone ? 'No, change it' : 'No, change it'),
-      ),
-    );
+        h('button', { type: 'submit', class: 'secondary', value: 'no' }, isPhone ? 'No, change it' : 'No, change it')));
     dlg.append(dform);
     dlg.addEventListener('close', () => {
       if (dlg.returnValue === 'yes') send(page);
@@ -745,32 +618,22 @@ const SHARED = {
     flow.reason === 'support_review_timeout'
       ? ended('The request lapsed', 'Nobody could review your request in time, so nothing changed. Please start again.', ctl)
       : flow.reason === 'code_lapsed'
-        ? ended('The code has lapsed', `The code for your new ${contactWord(flow)} was not used in time, so nothing changed. Please start again.`, ctl)
-        : ended('This request has expired', `The ${KIND_TITLE[flow.kind] ?? 'request'} took too long, so nothing changed. Please start again.`, ctl),
+      ? ended('The code has lapsed', `The code for your new ${contactWord(flow)} was not used in time, so nothing changed. Please start again.`, ctl)
+      : ended('This request has expired', `The ${KIND_TITLE[flow.kind] ?? 'request'} took too long, so nothing changed. Please start again.`, ctl),
   cancelled: (flow, ctl) => {
     if (flow.reason === 'vetoed') {
       return isChange(flow)
         ? ended('The change was cancelled', `It was cancelled with the link in the message we sent to the account. Your ${contactWord(flow)} did not change.`, ctl)
         : ended('The reset was cancelled', 'It was cancelled with the link in the message we sent to the account. The password did not change.', ctl);
     }
-    if (String(flow.reason ?? '').startsWith('superseded'))
-      return ended(
-        'A newer request replaced this one',
-        'A newer request for this account was started, so this one no longer works. Continue with the newer one, or start again.',
-        ctl,
-      );
+    if (String(flow.reason ?? '').startsWith('superseded')) return ended('A newer request replaced this one', 'A newer request for this account was started, so this one no longer works. Continue with the newer one, or start again.', ctl);
     if (flow.reason === 'signed_out') return ended('Change cancelled', 'You signed out meanwhile, so nothing changed.', ctl);
     if (flow.reason === 'phone_taken' || flow.reason === 'email_taken') {
-      return ended(
-        'Someone was quicker',
-        `That ${flow.reason === 'phone_taken' ? 'phone number' : 'email address'} was just used for another account, so no account was created.`,
-        ctl,
-      );
+      return ended('Someone was quicker', `That ${flow.reason === 'phone_taken' ? 'phone number' : 'email address'} was just used for another account, so no account was created.`, ctl);
     }
     return ended('Request cancelled', 'Nothing was changed.', ctl);
   },
-  rejected: (_flow, ctl) =>
-    ended('We could not confirm the account is yours', 'Support declined the request, so nothing changed. We wrote to the email you gave with the details.', ctl),
+  rejected: (_flow, ctl) => ended('We could not confirm the account is yours', 'Support declined the request, so nothing changed. We wrote to the email you gave with the details.', ctl),
   completed: (_flow, ctl) => ended('Done', 'All set.', ctl),
   unknown: (flow, ctl) => ended('Please reload', 'This page does not know this step yet. Reload the page, or start again.', ctl),
   footer: (flow, ctl) =>

@@ -14,16 +14,7 @@ const ctl = new FlowController({
         }
         await ctl.start(f, '/v1/flows/password-reset', { identifier }, 'identifier');
       },
-      field({
-        id: 'identifier',
-        label: 'Email, phone or account ID',
-        hint: 'A phone number with its country code, for example +86 138 0013 8000.',
-        autocomplete: 'username',
-        autocapitalize: 'off',
-        spellcheck: 'false',
-        maxlength: 254,
-        required: true,
-      }),
+      field({ id: 'identifier', label: 'Email, phone or account ID', hint: 'A phone number with its country code, for example +86 138 0013 8000.', autocomplete: 'username', autocapitalize: 'off', spellcheck: 'false', maxlength: 254, required: true }),
       actions(primary('Next')),
     );
     return h('div', {}, h('h2', {}, 'Which account?'), h('p', {}, 'We will send a code to the phone or email of the account.'), f);

@@ -4,16 +4,7 @@ import { FlowController, actions, form, primary, refuse, value } from './flow.js
 import { $, h } from './ui.js';
 
 function startScreen() {
-  const input = h('input', {
-    id: 'contact',
-    name: 'contact',
-    type: 'tel',
-    autocomplete: 'tel',
-    inputmode: 'tel',
-    maxlength: 254,
-    required: true,
-    'aria-describedby': 'contact-hint',
-  });
+  const input = h('input', { id: 'contact', name: 'contact', type: 'tel', autocomplete: 'tel', inputmode: 'tel', maxlength: 254, required: true, 'aria-describedby': 'contact-hint' });
   const label = h('label', { for: 'contact' }, 'Phone number');
   const hint = h('p', { class: 'hint', id: 'contact-hint' }, 'With the country code, for example +86 138 0013 8000.');
   const radio = (v, text, checked) =>
@@ -51,12 +42,7 @@ const ctl = new FlowController({
       return [
         h('div', { class: 'done-mark', 'aria-hidden': 'true' }, '✓'),
         h('h2', {}, 'Your account is ready'),
-        h(
-          'p',
-          {},
-          'You are signed in.',
-          flow.accountId ? [' Your account ID is ', h('strong', { id: 'account-id' }, flow.accountId), '. Note it down: support asks for it if you ever lose access.'] : '',
-        ),
+        h('p', {}, 'You are signed in.', flow.accountId ? [' Your account ID is ', h('strong', { id: 'account-id' }, flow.accountId), '. Note it down: support asks for it if you ever lose access.'] : ''),
         actions(h('a', { class: 'primary button-link', href: 'account.html' }, 'Go to your account')),
       ];
     },

@@ -22,8 +22,7 @@ export const $ = (sel, root = document) => root.querySelector(sel);
 /** A labelled field: label, input, optional hint (linked with aria-describedby). */
 export function field({ id, label, hint, type = 'text', ...attrs }) {
   const hintId = hint ? `${id}-hint` : undefined;
-  const input =
-    type === 'textarea' ? h('textarea', { id, name: id, 'aria-describedby': hintId, ...attrs }) : h('input', { id, name: id, type, 'aria-describedby': hintId, ...attrs });
+  const input = type === 'textarea' ? h('textarea', { id, name: id, 'aria-describedby': hintId, ...attrs }) : h('input', { id, name: id, type, 'aria-describedby': hintId, ...attrs });
   return h('div', { class: 'field' }, h('label', { for: id }, label), hint ? h('p', { class: 'hint', id: hintId }, hint) : null, input);
 }
 
@@ -134,33 +133,7 @@ export function revealButton(input) {
   return btn;
 }
 
-const COMMON = [
-  'password',
-  'passw0rd',
-  '123456',
-  '12345678',
-  '123456789',
-  'qwerty',
-  'qwertyuiop',
-  'abc123',
-  'iloveyou',
-  'admin',
-  'welcome',
-  'letmein',
-  'monkey',
-  'dragon',
-  'football',
-  'baseball',
-  'sunshine',
-  'princess',
-  'xiaomi',
-  'woaini',
-  '111111',
-  '000000',
-  '1q2w3e4r',
-  'zaq12wsx',
-  'qazwsx',
-];
+const COMMON = ['password', 'passw0rd', '123456', '12345678', '123456789', 'qwerty', 'qwertyuiop', 'abc123', 'iloveyou', 'admin', 'welcome', 'letmein', 'monkey', 'dragon', 'football', 'baseball', 'sunshine', 'princess', 'xiaomi', 'woaini', '111111', '000000', '1q2w3e4r', 'zaq12wsx', 'qazwsx'];
 
 /**
  * A rough local estimate of a password's strength, for the hint only (the server is the judge):

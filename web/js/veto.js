@@ -12,20 +12,8 @@ const flowId = param('flow');
 const token = param('token');
 const KINDS = {
   rst: { name: 'password reset', title: 'Cancel a password reset', thing: 'password', done: 'The reset is cancelled', what: 'a password reset for your account' },
-  chp: {
-    name: 'phone number change',
-    title: 'Cancel a phone number change',
-    thing: 'phone number',
-    done: 'The change is cancelled',
-    what: 'a change of your account’s phone number',
-  },
-  che: {
-    name: 'email address change',
-    title: 'Cancel an email address change',
-    thing: 'email address',
-    done: 'The change is cancelled',
-    what: 'a change of your account’s email address',
-  },
+  chp: { name: 'phone number change', title: 'Cancel a phone number change', thing: 'phone number', done: 'The change is cancelled', what: 'a change of your account’s phone number' },
+  che: { name: 'email address change', title: 'Cancel an email address change', thing: 'email address', done: 'The change is cancelled', what: 'a change of your account’s email address' },
 };
 const kind = KINDS[String(flowId ?? '').slice(0, 3)] ?? KINDS.rst;
 
@@ -34,7 +22,8 @@ function show(...children) {
   focusFirst(view);
 }
 
-const signInLinks = () => h('p', { class: 'links' }, h('a', { href: 'reset.html' }, 'Reset your password'), h('a', { href: './' }, 'Sign in'));
+const signInLinks = () =>
+  h('p', { class: 'links' }, h('a', { href: 'reset.html' }, 'Reset your password'), h('a', { href: './' }, 'Sign in'));
 
 /** The flow, when this browser may read it (it drives the flow); else null. */
 const read = () => api.get(`/v1/flows/${encodeURIComponent(flowId)}`, { auth: false }).catch(() => null);
@@ -49,18 +38,11 @@ async function main() {
   const flow = await read();
   if (flow && !(flow.status === 'active' && flow.step === 'hold')) return ended(flow);
 
-  const f = h(
-    'form',
-    { novalidate: true },
-    h(
-      'p',
-      {},
-      `Someone completed ${kind.what} without a code sent to its current phone or email.`,
-      flow?.holdUntil ? [' It takes effect at ', h('strong', {}, clock(flow.holdUntil)), '.'] : '',
-    ),
+  const f = h('form', { novalidate: true },
+    h('p', {}, `Someone completed ${kind.what} without a code sent to its current phone or email.`,
+      flow?.holdUntil ? [' It takes effect at ', h('strong', {}, clock(flow.holdUntil)), '.'] : ''),
     h('p', {}, `If this was you, do nothing. If it was not you, cancel it: your ${kind.thing} stays as it is.`),
-    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', id: 'veto' }, `Cancel this ${kind.name}`)),
-  );
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', id: 'veto' }, `Cancel this ${kind.name}`)));
   f.addEventListener('submit', async (e) => {
     e.preventDefault();
     try {
@@ -83,29 +65,20 @@ function ended(flow, keepAlert = false) {
       h('div', { class: 'done-mark', 'aria-hidden': 'true' }, '✓'),
       h('h2', {}, kind.done),
       h('p', {}, `Your ${kind.thing} did not change. Someone may know your account details: consider changing your password and your security questions.`),
-      signInLinks(),
-    );
+      signInLinks());
   }
   if (flow.status === 'completed') {
     return show(
       h('h2', {}, `This ${kind.name} has already taken effect`),
       h('p', {}, 'It can no longer be cancelled here. If it was not you, reset your password now or contact support.'),
-      signInLinks(),
-    );
+      signInLinks());
   }
   return show(
     h('h2', {}, 'There is nothing to cancel'),
-    h(
-      'p',
-      {},
-      flow.status === 'active'
-        ? `This ${kind.name} is not waiting to take effect yet.`
-        : flow.status === 'unknown'
-          ? `This ${kind.name} has already ended or taken effect.`
-          : `This ${kind.name} has already ended; nothing was changed by it.`,
-    ),
-    signInLinks(),
-  );
+    h('p', {}, flow.status === 'active' ? `This ${kind.name} is not waiting to take effect yet.`
+      : flow.status === 'unknown' ? `This ${kind.name} has already ended or taken effect.`
+      : `This ${kind.name} has already ended; nothing was changed by it.`),
+    signInLinks());
 }
 
 main();
