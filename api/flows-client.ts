@@ -9,7 +9,7 @@ import { Problem, problem, type ProblemCode } from './problem';
 import { beginGuess, counting, guessKeys } from '../domain/limits';
 import { consume } from './rate-limit';
 import { drivenBySecret, flowSecretOf, sameSecret } from '../lib/secrets';
-import { resetRecord } from '../domain/flow-record';
+import { recordAtNewPassword, resetRecord, type ResetRecord } from '../domain/flow-record';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
 import type { Request, Router } from 'express';
@@ -203,23 +203,26 @@ const NOT_JUDGED = new Set(['step_mismatch', 'flow_not_found', 'code_expired', '
  */
 export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
   await consume('submitPerFlow', flowId);
-  const subject = await guessSubject(flowId);
+  const { subject, record } = await guessSubject(flowId);
   const flow = await counting(
     await beginGuess(guessKeys(subject)),
     () => update(flowId, def, ...args),
     (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)),
   );
+  // a reset's password step is opened by the flow's own answer to a guess (the password route asks the flow nothing)
+  if (record && flow.step === 'new_password' && !record.atNewPassword) await recordAtNewPassword(flowId);
   res.status(200).json(flow);
 }
 
 /** Whose guesses these are: a reset's record says once its captcha is passed (unless a person decided it), else the flow is asked. */
-async function guessSubject(flowId: string): Promise<{ subjectAccountId?: string; identifiers: string[]; identifier?: string }> {
+async function guessSubject(flowId: string): Promise<{ subject: { subjectAccountId?: string; identifiers: string[]; identifier?: string }; record?: ResetRecord }> {
   const record = await resetRecord(flowId);
-  if (record?.ended) throw problem('step_mismatch', 'The flow has ended.');
-  if (record?.passedCaptcha && !record.viaSupport) return { subjectAccountId: record.accountId, identifiers: record.identifiers, identifier: record.identifier };
+  if (record && !record.open) throw problem('step_mismatch', 'The flow has ended.');
+  if (record?.passedCaptcha && !record.viaSupport)
+    return { subject: { subjectAccountId: record.accountId, identifiers: record.identifiers, identifier: record.identifier }, record };
   const subject = await ask(flowId, flowSubjectQuery, true);
   if (!subject) throw problem('step_mismatch', 'The flow has ended.');
-  return subject;
+  return { subject, record: record?.viaSupport ? undefined : record };
 }
 
 /** What a route on one flow gets: the flow id from its path, already authorised for this caller. */

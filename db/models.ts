@@ -170,6 +170,10 @@ const flowRecordSchema = new Schema(
     viaSupport: Boolean,
     /** Cancelled or superseded, as the API saw it. */
     ended: Boolean,
+    /** A reset's deadline from its start: past it the record answers for nothing (a support review, which extends it, asks the flow). */
+    deadline: Date,
+    /** A reset whose code (or answers) moved it to new_password, as the API saw the guess's answer: only then is a password looked at. */
+    atNewPassword: Boolean,
     expire: { type: Date, required: true },
   },
   { versionKey: false },

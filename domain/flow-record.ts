@@ -14,6 +14,17 @@
 import crypto from 'node:crypto';
 import svgCaptcha from 'svg-captcha';
 import { FlowRecord } from '../db/models';
+
+type FlowRecordDoc = {
+  identifier?: string | null;
+  passedCaptcha?: boolean | null;
+  accountId?: string | null;
+  identifiers?: string[] | null;
+  viaSupport?: boolean | null;
+  ended?: boolean | null;
+  deadline?: Date | null;
+  atNewPassword?: boolean | null;
+};
 import { config } from '../lib/config';
 import { captchaDigest, sameSecret } from '../lib/secrets';
 
@@ -31,6 +42,9 @@ export interface ResetRecord {
   identifiers: string[];
   viaSupport: boolean;
   ended: boolean;
+  atNewPassword: boolean;
+  /** Not cancelled, superseded or past its deadline, as far as the API knows (the flow stays the judge). */
+  open: boolean;
 }
 
 export function makeCaptcha(): { svg: string; answer: string } {
@@ -41,14 +55,20 @@ export function makeCaptcha(): { svg: string; answer: string } {
 
 /** A reset was started for `identifier` (a retried start finds the record its first start wrote). */
 export async function recordResetStart(flowId: string, identifier: string, expiresAt: number): Promise<void> {
-  await FlowRecord.updateOne({ _id: flowId }, { $setOnInsert: { identifier, expire: new Date(expiresAt + RECORD_MARGIN_MS) } }, { upsert: true });
+  await FlowRecord.updateOne({ _id: flowId }, { $setOnInsert: { identifier, deadline: new Date(expiresAt), expire: new Date(expiresAt + RECORD_MARGIN_MS) } }, { upsert: true });
 }
 
 /** A reset's record, or undefined for a flow that keeps none. */
 export async function resetRecord(flowId: string): Promise<ResetRecord | undefined> {
-  const r = await FlowRecord.findById(flowId).lean();
+  return asResetRecord(await FlowRecord.findById(flowId).lean());
+}
+
+function asResetRecord(r: FlowRecordDoc | null): ResetRecord | undefined {
   if (!r?.identifier) return undefined;
+  const open = !r.ended && (!r.deadline || r.deadline.getTime() > Date.now());
   return {
+    open,
+    atNewPassword: !!r.atNewPassword,
     identifier: r.identifier,
     passedCaptcha: !!r.passedCaptcha,
     accountId: r.accountId ?? undefined,
@@ -67,10 +87,10 @@ export async function newChallenge(flowId: string): Promise<string> {
 }
 
 /**
- * Takes the flow's picture and judges `answer` (in constant time): 'passed' (with the reset's identifier, if
- * the flow is a reset), 'failed', or 'none' when there is no picture to answer (never asked for, answered, expired).
+ * Takes the flow's picture and judges `answer` (in constant time): 'passed' (with the reset's record as it stood,
+ * if the flow is a reset), 'failed', or 'none' when there is no picture to answer (never asked for, answered, expired).
  */
-export async function answerChallenge(flowId: string, answer: string): Promise<{ verdict: 'passed' | 'failed' | 'none'; identifier?: string }> {
+export async function answerChallenge(flowId: string, answer: string): Promise<{ verdict: 'passed' | 'failed' | 'none'; record?: ResetRecord }> {
   const taken = await FlowRecord.findOneAndUpdate(
     { _id: flowId, challenge: { $exists: true } },
     { $unset: { challenge: 1, challengeExpire: 1 } },
@@ -78,12 +98,22 @@ export async function answerChallenge(flowId: string, answer: string): Promise<{
   ).lean();
   if (!taken?.challenge || !taken.challengeExpire || taken.challengeExpire.getTime() < Date.now()) return { verdict: 'none' };
   if (!sameSecret(taken.challenge, captchaDigest(flowId, answer))) return { verdict: 'failed' };
-  return { verdict: 'passed', identifier: taken.identifier ?? undefined };
+  return { verdict: 'passed', record: asResetRecord(taken) };
 }
 
 /** A reset passed its captcha: whom it is for (accountId none for an unknown identifier). The same write either way. */
 export async function recordResetTarget(flowId: string, target: { accountId?: string; identifiers: string[] }): Promise<void> {
   await FlowRecord.updateOne({ _id: flowId }, { $set: { passedCaptcha: true, accountId: target.accountId, identifiers: target.identifiers } });
+}
+
+/** A passed captcha the flow did not take after all (the update failed): the record goes back to the captcha. */
+export async function undoResetTarget(flowId: string): Promise<void> {
+  await FlowRecord.updateOne({ _id: flowId }, { $unset: { passedCaptcha: 1, accountId: 1, identifiers: 1 } });
+}
+
+/** A reset's guess moved it to new_password (the flow's own answer said so). */
+export async function recordAtNewPassword(flowId: string): Promise<void> {
+  await FlowRecord.updateOne({ _id: flowId }, { $set: { atNewPassword: true } });
 }
 
 /** A reset asked support for help: whom it is for is decided by a person, so the API asks the flow from here on. */

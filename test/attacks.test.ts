@@ -1021,3 +1021,32 @@ test('11e. 30 sign-ups at once for one phone: 10 start, and at most 5 messages r
   expect(real.messages).toBeLessThanOrEqual(5);
   expect(unknown.messages).toBe(5);
 }, 120_000);
+
+// Found by an attacker's review of the session-5 change (the API answering from its record of a reset instead of asking the flow).
+test('12a. past the captcha but not the code, the password step names nothing: a guessed phone as the password is a step mismatch, not "same as identifier"', async () => {
+  const victim = await makeAccount();
+  const c = client(12, 1);
+  const atCode = await c.resetToCode(victim.email);
+  for (const guess of [victim.phone, victim.accountId, victim.email]) {
+    const r = await c.post(`/v1/flows/${atCode.flowId}/password`, { password: guess, confirmation: guess });
+    expect([r.status, r.body.code]).toEqual([409, 'step_mismatch']);
+  }
+  // with the code the owner gets there, and only then is the password judged
+  const { code } = await c.codeFor(victim.email);
+  expect((await c.post(`/v1/flows/${atCode.flowId}/code`, { code })).body.step).toBe('new_password');
+  const weak = await c.post(`/v1/flows/${atCode.flowId}/password`, { password: victim.phone, confirmation: victim.phone });
+  expect([weak.status, weak.body.code]).toEqual([422, 'password_weak']);
+});
+
+test("12b. a picture drawn before a reset was cancelled, answered after, takes nothing: the identifier's live reset goes on", async () => {
+  const acc = await makeAccount();
+  const c = client(12, 2);
+  const a = await c.post('/v1/flows/password-reset', { identifier: acc.email });
+  await c.get(`/v1/flows/${a.body.flowId}/captcha`);
+  await c.call('DELETE', `/v1/flows/${a.body.flowId}`);
+  const b = await c.resetToCode(acc.email);
+  const stale = await c.post(`/v1/flows/${a.body.flowId}/captcha`, { answer: 'test' });
+  expect([stale.status, stale.body.code]).toEqual([409, 'step_mismatch']);
+  const { code } = await c.codeFor(acc.email);
+  expect((await c.post(`/v1/flows/${b.flowId}/code`, { code })).body.step).toBe('new_password');
+});

@@ -15,7 +15,17 @@ import { parseIdentifier } from '../../lib/identifiers';
 import { captchaDigest, codeDigest, drivenBySecret, flowSecretOf, idempotentFlowId, newFlowId, sameSecret, seal, sha256, vetoTokenOf } from '../../lib/secrets';
 import { hashSecret, passwordProblems } from '../../lib/passwords';
 import { claimPasswordStep, counting } from '../../domain/limits';
-import { answerChallenge, newChallenge, recordEnded, recordResetStart, recordResetTarget, recordViaSupport, resetRecord } from '../../domain/flow-record';
+import {
+  answerChallenge,
+  newChallenge,
+  recordEnded,
+  recordResetStart,
+  recordResetTarget,
+  recordViaSupport,
+  resetRecord,
+  undoResetTarget,
+  type ResetRecord,
+} from '../../domain/flow-record';
 import { findClaimAndIssueCode } from '../../domain/recovery';
 import { randomUUID } from 'node:crypto';
 import {
@@ -158,9 +168,7 @@ flowRoute(
   },
   async ({ res, flowId }) => {
     // judged here (domain/flow-record.ts): a picture is no update to the flow, and a reset's record says where it stands
-    const record = await resetRecord(flowId);
-    if (!record) await subjectAt(flowId, 'captcha');
-    else if (record.ended || record.passedCaptcha) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
+    await atCaptcha(flowId, await resetRecord(flowId));
     const svg = await newChallenge(flowId);
     res.setHeader('Cache-Control', 'no-store');
     res.type('image/svg+xml').send(svg);
@@ -173,26 +181,35 @@ flowRoute(
   async ({ res, flowId, body }) => {
     // Only a passed captcha reaches the flow. No picture to answer (never fetched, answered, expired): a new one
     // must be fetched, if the flow is at the captcha at all.
-    const { verdict, identifier } = await answerChallenge(flowId, body.answer);
-    if (verdict === 'none') {
-      const record = await resetRecord(flowId);
-      if (!record) await subjectAt(flowId, 'captcha');
-      else if (record.ended || record.passedCaptcha) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
-    }
+    const { verdict, record } = await answerChallenge(flowId, body.answer);
+    if (verdict === 'none') await atCaptcha(flowId, await resetRecord(flowId));
     if (verdict !== 'passed') throw problem('captcha_invalid');
+    // A picture drawn before the reset ended or passed its captcha takes nothing from its identifier.
+    if (record) await atCaptcha(flowId, record);
     // A reset's look-up, claim and code, done here so the flow shows the code step in the task that takes this
     // update (the same work for an unknown identifier: domain/recovery.ts), and whom it is for kept in its record.
     const codeId = randomUUID();
-    const found = identifier ? { ...(await findClaimAndIssueCode({ flowId, identifier, codeId, ttlMs: config().RESET_CODE_TTL })), codeId } : undefined;
-    // (the record is written while the flow takes the update: the client's next request comes after both)
-    const [flow] = await Promise.all([
+    const found = record ? { ...(await findClaimAndIssueCode({ flowId, identifier: record.identifier, codeId, ttlMs: config().RESET_CODE_TTL })), codeId } : undefined;
+    // (the record is written while the flow takes the update: the client's next request comes after both; a flow that
+    // does not take it after all leaves the record at the captcha)
+    const [taken] = await Promise.allSettled([
       update(flowId, submitCaptchaUpdate, { answerDigest: captchaDigest(flowId, body.answer), passed: true, found }),
       found && recordResetTarget(flowId, found),
-      found?.previousFlowId && recordEnded(found.previousFlowId), // the flow tells the one it supersedes
     ]);
-    res.json(flow);
+    if (taken.status === 'rejected') {
+      if (found) await undoResetTarget(flowId);
+      throw taken.reason;
+    }
+    if (found?.previousFlowId) await recordEnded(found.previousFlowId); // the flow tells the one it supersedes
+    res.json(taken.value);
   },
 );
+
+/** Refuses (step_mismatch) unless the flow is at its captcha: a reset's record says, other flows are asked. */
+async function atCaptcha(flowId: string, record: ResetRecord | undefined): Promise<void> {
+  if (!record) await subjectAt(flowId, 'captcha');
+  else if (!record.open || record.passedCaptcha) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
+}
 
 /**
  * A guess at a flow's step (a code, the security answers): counted per flow and against the flow's identifier and
@@ -269,8 +286,9 @@ flowRoute(
   async ({ res, flowId, body }) => {
     await consume('submitPerFlow', flowId);
     // whose password: a reset's record says (unless a person decided it), else the flow is asked
+    // Only at the new password is a password looked at: its checks name the account's identifiers.
     const record = await resetRecord(flowId);
-    if (record && (record.ended || !record.passedCaptcha)) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
+    if (record && !record.viaSupport && !(record.open && record.atNewPassword)) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
     const subject = record && !record.viaSupport ? { identifiers: record.identifiers } : await subjectAt(flowId, 'new_password', 'password');
     if (body.password !== body.confirmation) throw problem('password_mismatch');
     // Nothing here compares with the current password: whoever reaches this step must learn nothing of it.
