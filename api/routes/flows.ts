@@ -205,10 +205,10 @@ flowRoute(
   },
 );
 
-/** Refuses (step_mismatch) unless the flow is at its captcha: a reset's record says, other flows are asked. */
+/** Refuses (step_mismatch) unless the flow is at its captcha. */
 async function atCaptcha(flowId: string, record: ResetRecord | undefined): Promise<void> {
-  if (!record) await subjectAt(flowId, 'captcha');
-  else if (!record.open || record.passedCaptcha) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
+  // the record answers "yes" on its own; anything else (ended, passed, or a write it missed) the flow confirms
+  if (!record || !record.open || record.passedCaptcha) await subjectAt(flowId, 'captcha');
 }
 
 /**
@@ -287,9 +287,10 @@ flowRoute(
     await consume('submitPerFlow', flowId);
     // whose password: a reset's record says (unless a person decided it), else the flow is asked
     // Only at the new password is a password looked at: its checks name the account's identifiers.
+    // The record answers only when it says so (a write it missed, e.g. while the database restarted, sends the
+    // question to the flow, which is the judge).
     const record = await resetRecord(flowId);
-    if (record && !record.viaSupport && !(record.open && record.atNewPassword)) throw problem('step_mismatch', 'The flow is not at a step that accepts this.');
-    const subject = record && !record.viaSupport ? { identifiers: record.identifiers } : await subjectAt(flowId, 'new_password', 'password');
+    const subject = record && !record.viaSupport && record.open && record.atNewPassword ? { identifiers: record.identifiers } : await subjectAt(flowId, 'new_password', 'password');
     if (body.password !== body.confirmation) throw problem('password_mismatch');
     // Nothing here compares with the current password: whoever reaches this step must learn nothing of it.
     const reasons = passwordProblems(body.password, subject.identifiers);
