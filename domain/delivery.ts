@@ -92,11 +92,10 @@ export async function deliver(m: Message, claimed?: { status?: string | null; se
     throw new Error(`${m.channel} delivery failed: ${withoutAddresses(String((err as Error)?.message ?? err))}`);
   }
   const sentAt = new Date();
-  // Sent: from here on a failed attempt would send it again on retry, so the record of it must land.
-  await Promise.all([
-    untilStored(() => Delivery.updateOne({ _id: m.key }, { $set: { status: 'sent', channel: m.channel, sentAt, providerId } })),
-    !config().isProduction && toOutbox(m, sentAt),
-  ]);
+  // Sent: from here on a failed attempt would send it again on retry, so the record of it must land, first and alone
+  // (a worker killed in between sends it twice; in parallel with the outbox the gap was wider: one duplicate in a drill).
+  await untilStored(() => Delivery.updateOne({ _id: m.key }, { $set: { status: 'sent', channel: m.channel, sentAt, providerId } }));
+  if (!config().isProduction) await toOutbox(m, sentAt);
   return true;
 }
 
