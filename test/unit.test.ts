@@ -164,49 +164,16 @@ describe('digests and sealing', () => {
 
 describe('mail transport', () => {
   it('sends one message after another over one kept-open SMTP connection', async () => {
-    const net = await import('node:net');
     const { createMailer } = await import('../domain/delivery');
-    let connections = 0;
-    // a minimal SMTP server that accepts everything and counts connections
-    const server = net.createServer((sock) => {
-      connections += 1;
-      let inData = false;
-      let buf = '';
-      sock.on('error', () => undefined);
-      sock.write('220 test ESMTP\r\n');
-      sock.on('data', (d) => {
-        buf += d.toString('latin1');
-        for (;;) {
-          if (inData) {
-            const end = buf.indexOf('\r\n.\r\n');
-            if (end < 0) return;
-            buf = buf.slice(end + 5);
-            inData = false;
-            sock.write('250 queued\r\n');
-            continue;
-          }
-          const nl = buf.indexOf('\r\n');
-          if (nl < 0) return;
-          const line = buf.slice(0, nl).toUpperCase();
-          buf = buf.slice(nl + 2);
-          if (line.startsWith('EHLO')) sock.write('250-test\r\n250 PIPELINING\r\n');
-          else if (line.startsWith('DATA')) {
-            inData = true;
-            sock.write('354 go on\r\n');
-          } else if (line.startsWith('QUIT')) sock.end('221 bye\r\n');
-          else sock.write('250 ok\r\n');
-        }
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as { port: number }).port;
-    const mailer = createMailer(`smtp://127.0.0.1:${port}`);
+    const { startSmtpRelay } = await import('./support/smtp-relay');
+    const relay = await startSmtpRelay();
+    const mailer = createMailer(relay.url);
     try {
       for (let i = 0; i < 3; i++) await mailer.sendMail({ from: 'a@example.com', to: 'b@example.com', subject: 'code', text: `message ${i}` });
-      expect(connections).toBe(1);
+      expect(relay.connections()).toBe(1);
     } finally {
       mailer.close();
-      server.close();
+      await relay.close();
     }
   });
 });

@@ -12,6 +12,8 @@ export interface SmtpRelay {
   refused: Set<string>;
   /** Every RCPT TO, accepted or not: `{ to, accepted }`. */
   log: { to: string; accepted: boolean }[];
+  /** How many SMTP connections were opened to it. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -19,7 +21,9 @@ export async function startSmtpRelay(refusedDomains: string[] = []): Promise<Smt
   const refused = new Set(refusedDomains.map((d) => d.toLowerCase()));
   const log: SmtpRelay['log'] = [];
   const sockets = new Set<net.Socket>();
+  let connections = 0;
   const server = net.createServer((socket) => {
+    connections += 1;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
@@ -66,6 +70,7 @@ export async function startSmtpRelay(refusedDomains: string[] = []): Promise<Smt
     url: `smtp://127.0.0.1:${port}`,
     refused,
     log,
+    connections: () => connections,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
