@@ -1,4 +1,5 @@
 /** The Express application: security headers, JSON limits, request ids, problem+json errors, routes, docs. */
+import { isDependencyUnavailable } from '../lib/unavailable';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -115,13 +116,7 @@ function toProblem(err: unknown, req: Request): Problem {
   if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') return problem('unsupported_media_type');
   if (e?.status && e.status >= 400 && e.status < 500) return problem('validation_failed', e.message);
   // A dependency that is briefly away (restarting, failing over): 503 + Retry-After, which clients retry.
-  // The MongoDB driver also throws plain socket errors ("This socket has been ended by the other party"),
-  // mongoose "buffering timed out" while it reconnects, and FerretDB on SQLite "database is locked (SQLITE_BUSY)".
-  if (
-    /ServiceError|UNAVAILABLE|ECONNREFUSED|ECONNRESET|EPIPE|MongoServerSelectionError|MongoNetworkError|MongoNotConnectedError|MongoPoolClearedError|socket has been ended|buffering timed out|SQLITE_BUSY|deadline/i.test(
-      `${e?.name} ${e?.message}`,
-    )
-  ) {
+  if (isDependencyUnavailable(err)) {
     log.warn({ err, reqId: (req as Request & { id?: string }).id }, 'dependency unavailable');
     return problem('temporarily_unavailable', undefined, {}, { 'Retry-After': '2' });
   }

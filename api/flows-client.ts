@@ -2,8 +2,8 @@
 import type { Response } from 'express';
 import { randomUUID } from 'node:crypto';
 import { QueryRejectedError, ServiceError, WorkflowNotFoundError, isGrpcServiceError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import type { QueryDefinition, UpdateDefinition } from '@temporalio/common';
-import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
+import { ApplicationFailure, type QueryDefinition, type UpdateDefinition } from '@temporalio/common';
+import { flowQuery, flowSubjectQuery, kindOfFlowId, workflowIdOf, FLOW_ENDED, STEP_MISMATCH, type Flow, type FlowResult, type FlowSubject } from '../workflows/messages';
 import { openFlowsClient, temporalClient } from '../lib/temporal';
 import { Problem, problem, type ProblemCode } from './problem';
 import { beginGuess, counting, guessKeys } from '../domain/limits';
@@ -23,10 +23,6 @@ export async function handleOf(flowId: string): Promise<WorkflowHandle> {
   return (await temporalClient()).workflow.getHandle(workflowId);
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof WorkflowNotFoundError || (err as { name?: string })?.name === 'WorkflowNotFoundError' || /not found/i.test(String((err as Error)?.message));
-}
-
 /** Asks the flow's workflow `def`; a flow that does not exist is flow_not_found. `openOnly`: an ended flow answers undefined instead of a worker replaying its history. */
 async function ask<T>(flowId: string, def: QueryDefinition<T>, openOnly = false): Promise<T | undefined> {
   const workflowId = workflowIdOf(flowId);
@@ -34,7 +30,7 @@ async function ask<T>(flowId: string, def: QueryDefinition<T>, openOnly = false)
   try {
     return await (await (openOnly ? openFlowsClient() : temporalClient())).workflow.getHandle(workflowId).query(def);
   } catch (err) {
-    if (isNotFound(err)) throw problem('flow_not_found');
+    if (err instanceof WorkflowNotFoundError) throw problem('flow_not_found');
     if (openOnly && err instanceof QueryRejectedError) return undefined;
     throw err;
   }
@@ -144,7 +140,7 @@ export async function update<Args extends unknown[]>(flowId: string, def: Update
         await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
         continue;
       }
-      throw mapUpdateError(err);
+      throw await mapUpdateError(err, flowId);
     }
   }
   if (result.ok) return publicFlow(result.flow);
@@ -165,32 +161,50 @@ export async function update<Args extends unknown[]>(flowId: string, def: Update
 /**
  * The server refused the update because the flow's last workflow task failed, which it retries at once:
  * e.g. the flow tried to complete while an activity it had started (a code's delivery) reported in
- * (UNHANDLED_COMMAND). Nothing of the update happened; sent again it is taken.
+ * (the server's WorkflowNotReady, gRPC FAILED_PRECONDITION). Nothing of the update happened; sent again it is taken.
  */
 function isWorkflowTaskRetry(err: unknown): boolean {
   const grpc = err instanceof ServiceError ? err.cause : undefined;
-  return isGrpcServiceError(grpc) && grpc.code === FAILED_PRECONDITION && /workflow task failure/i.test(grpc.details ?? '');
+  return isGrpcServiceError(grpc) && grpc.code === FAILED_PRECONDITION;
 }
 const FAILED_PRECONDITION = 9; // gRPC status code
 
-export function mapUpdateError(err: unknown): unknown {
-  // An update to a flow that has ended, or that ended while the update waited (the server aborts it
-  // "by closing workflow", as a not-found error): the flow exists, it just accepts nothing any more.
-  const causeMessage = String(((err as { cause?: Error })?.cause as Error | undefined)?.message ?? '');
-  if (/already completed|aborted by closing workflow/i.test(String((err as Error)?.message)) || /completed before the Update completed/i.test(causeMessage)) {
-    return problem('step_mismatch', 'The flow has ended.');
+/** The server's failure for an update the flow had accepted when it ended (temporal service/history/workflow/update). */
+const ACCEPTED_UPDATE_COMPLETED_WORKFLOW = 'AcceptedUpdateCompletedWorkflow';
+const ENDED = 'The flow has ended.';
+/** ApplicationFailure.nonRetryable(message) without a type (the SDK's "No registered handler for update"). */
+const SDK_DEFAULT_FAILURE_TYPE = 'Error';
+
+/**
+ * What an update's failure means to the caller, by the failure's type (never its text):
+ * - the flow refused it: `stepMismatch()` / `flowEnded()` (workflows/messages.ts), or the SDK's refusal of an update
+ *   this flow has no handler for, which has the SDK's default type, 'Error' (every refusal the flows raise has its own);
+ * - the flow ended while the update waited: the server's AcceptedUpdateCompletedWorkflow, or a not-found (the server
+ *   answers an update to an ended flow, or one its end overtook, as NOT_FOUND): told apart from a flow that does not
+ *   exist by describing it.
+ * Anything else is not the caller's doing and is thrown on (a 500).
+ */
+export async function mapUpdateError(err: unknown, flowId: string): Promise<unknown> {
+  if (err instanceof WorkflowUpdateFailedError) {
+    const cause = err.cause;
+    if (!(cause instanceof ApplicationFailure)) return err;
+    if (cause.type === STEP_MISMATCH) return problem('step_mismatch', cause.message);
+    if (cause.type === FLOW_ENDED || cause.type === ACCEPTED_UPDATE_COMPLETED_WORKFLOW) return problem('step_mismatch', ENDED);
+    if (cause.type === SDK_DEFAULT_FAILURE_TYPE) return problem('step_mismatch', 'This kind of flow does not take this action.');
+    return err;
   }
-  if (isNotFound(err)) return problem('flow_not_found');
-  const message = err instanceof WorkflowUpdateFailedError ? String((err.cause as Error | undefined)?.message ?? '') : String((err as Error)?.message ?? '');
-  // An action this kind of flow never takes (e.g. a veto on a sign-up): no step of it accepts that.
-  if (message.includes('No registered handler for update')) return problem('step_mismatch', 'This kind of flow does not take this action.');
-  if (message.includes(STEP_MISMATCH) || message.includes('flow_ended')) {
-    return problem('step_mismatch', message.includes('flow_ended') ? 'The flow has ended.' : 'The flow is not at a step that accepts this.');
-  }
-  if (/already completed|workflow execution.*(completed|terminated|closed)/i.test(String((err as Error)?.message))) {
-    return problem('step_mismatch', 'The flow has ended.');
-  }
+  if (err instanceof WorkflowNotFoundError) return (await flowExists(flowId)) ? problem('step_mismatch', ENDED) : problem('flow_not_found');
   return err;
+}
+
+async function flowExists(flowId: string): Promise<boolean> {
+  return (await handleOf(flowId)).describe().then(
+    () => true,
+    (err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    },
+  );
 }
 
 /** Problems that mean a guess was not judged (it gives its count back); wrong guesses and unknown outcomes keep it. */

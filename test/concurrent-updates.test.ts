@@ -70,3 +70,27 @@ test(`${FLOWS} change-email flows, each hit by 8 requests at once, answer sensib
   expect(Buffer.from(rawOwner?.metadata?.encoding ?? []).toString()).toBe('binary/encrypted');
   expect(Buffer.from(rawOwner?.data ?? []).toString()).not.toContain(acc.accountId);
 }, 240_000);
+
+test('a refused update is told by its failure type: wrong step, an action this kind of flow never takes, an ended flow, a flow that is gone', async () => {
+  const acc = await makeAccount();
+  const flow = await h.api.resetToCode(acc.email);
+  const id: string = flow.flowId;
+  const detail = (r: { status: number; body: { code?: string; detail?: string } }) => `${r.status} ${r.body.code}: ${r.body.detail}`;
+
+  // the flow's validator refuses (stepMismatch(), type step_mismatch)
+  expect(detail(await h.api.post(`/v1/flows/${id}/password`, { password: 'Another-long-passphrase-9', confirmation: 'Another-long-passphrase-9' }))).toBe(
+    '409 step_mismatch: The flow is not at a step that accepts this.',
+  );
+  // a reset has no handler for consent: the SDK's refusal, the one without a type
+  const consent = { accept: true, syncEnabled: false, versions: { 'privacy-policy': '1', 'user-agreement': '1' } };
+  expect(detail(await h.api.post(`/v1/flows/${id}/consent`, consent))).toBe('409 step_mismatch: This kind of flow does not take this action.');
+
+  expect((await h.api.call('DELETE', `/v1/flows/${id}`)).status).toBe(200);
+  // ended: the server answers NOT_FOUND for an update to a closed workflow; the flow still exists
+  expect(detail(await h.api.post(`/v1/flows/${id}/resend`))).toBe('409 step_mismatch: The flow has ended.');
+
+  // one that never ran (or that retention removed), with its secret: the same NOT_FOUND from the server, and no such flow
+  const { newFlowId, flowSecretOf } = await import('../lib/secrets');
+  const never = newFlowId('password_reset');
+  expect(detail(await h.api.post(`/v1/flows/${never}/resend`, undefined, { 'flow-secret': flowSecretOf(never) }))).toMatch(/^404 flow_not_found/);
+}, 60_000);

@@ -4,8 +4,8 @@
  * more answers than the flow allows; before it each one waited on its check with the count untouched,
  * and ten simultaneous submissions were all checked (each three argon2 verifications).
  */
-import { ApplicationFailure, patched } from '@temporalio/workflow';
-import { STEP_MISMATCH } from './messages';
+import { patched } from '@temporalio/workflow';
+import { stepMismatch } from './messages';
 
 const ANSWERS_TAKEN_FIRST_PATCH = 'answer-attempts-taken-before-the-check';
 
@@ -19,7 +19,7 @@ export class AnswerAttempts {
   take(): void {
     this.takenFirst ??= patched(ANSWERS_TAKEN_FIRST_PATCH);
     if (!this.takenFirst) return;
-    if (this.left <= 0) throw ApplicationFailure.nonRetryable(STEP_MISMATCH);
+    if (this.left <= 0) throw stepMismatch('No attempt is left.');
     this.left -= 1;
     this.checking += 1;
   }

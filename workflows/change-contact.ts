@@ -22,7 +22,7 @@ import { Hold } from './hold';
 import { AccountAttempts, CodeStep } from './code-step';
 import { IdentityProof } from './identity-proof';
 import {
-  STEP_MISMATCH,
+  stepMismatch,
   cancelFlowSignal,
   cancelUpdate,
   confirmUpdate,
@@ -115,7 +115,7 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   });
   const atCode = (..._args: unknown[]) => {
     flow.expect('code')();
-    if (!codeSent) throw new Error(STEP_MISMATCH); // the first code is still being issued
+    if (!codeSent) throw stepMismatch(); // the first code is still being issued
   };
   setHandler(
     submitCodeUpdate,

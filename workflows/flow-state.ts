@@ -8,8 +8,8 @@ import {
   FLOW_STATUS,
   FLOW_STEP,
   FLOW_STEP_SINCE,
-  FLOW_ENDED,
-  STEP_MISMATCH,
+  flowEnded,
+  stepMismatch,
   supersededSignal,
   workflowIdOf,
   type Flow,
@@ -139,8 +139,8 @@ export class FlowState {
   /** An update validator: rejects (changing nothing, leaving no history) unless the flow is at one of `steps`. */
   expect(...steps: FlowStep[]): (...args: any[]) => void {
     return () => {
-      if (!this.active) throw new Error(FLOW_ENDED);
-      if (!steps.includes(this.step)) throw new Error(STEP_MISMATCH);
+      if (!this.active) throw flowEnded();
+      if (!steps.includes(this.step)) throw stepMismatch();
     };
   }
 

@@ -6,7 +6,7 @@
  */
 import { condition, setHandler } from '@temporalio/workflow';
 import { FlowEnded, FlowState, sameDigest } from './flow-state';
-import { STEP_MISMATCH, vetoUpdate } from './messages';
+import { stepMismatch, vetoUpdate } from './messages';
 
 export class Hold {
   /** The change is being made: veto, cancel and supersede are refused (they would answer "cancelled" while it went through). */
@@ -34,7 +34,7 @@ export class Hold {
 
   /** For the validators of the other ways to end the flow. */
   refuseWhileApplying(): void {
-    if (this.applying) throw new Error(STEP_MISMATCH);
+    if (this.applying) throw stepMismatch();
   }
 
   /** Shows `hold`, has `notify` tell every channel on file (it returns the cancel token's digest), and waits it out; a veto unwinds with FlowEnded. */

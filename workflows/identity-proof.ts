@@ -18,7 +18,7 @@ import { AccountAttempts, CodeStep } from './code-step';
 import { AnswerAttempts } from './answer-attempts';
 import { supportReview } from './support-review';
 import {
-  STEP_MISMATCH,
+  stepMismatch,
   newCaptchaUpdate,
   notWorkingUpdate,
   submitAnswersUpdate,
@@ -126,7 +126,7 @@ export class IdentityProof {
       {
         validator: () => {
           flow.expect('code', 'security_questions')();
-          if (!this.notWorkingAllowed) throw new Error(STEP_MISMATCH);
+          if (!this.notWorkingAllowed) throw stepMismatch();
         },
       },
     );

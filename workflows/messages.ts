@@ -4,7 +4,7 @@
  * digests, new passwords as argon2 hashes, security answers sealed for the activity that checks them.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FoundForCode } from '../domain/recovery';
 
 export type FlowKind = 'password_reset' | 'sign_up' | 'change_phone' | 'change_email';
@@ -84,9 +84,19 @@ export type FlowError =
   | 'phone_taken'
   | 'email_taken';
 
-/** The reason an update validator gives when the current step does not accept the action. */
+/** The failure types a flow refuses an update with; the API maps them by type (api/flows-client.ts), never by message. */
 export const STEP_MISMATCH = 'step_mismatch';
 export const FLOW_ENDED = 'flow_ended';
+
+/** The refusal of an action the current step does not accept (from a validator: nothing changes, nothing is recorded). */
+export function stepMismatch(why = 'The flow is not at a step that accepts this.'): ApplicationFailure {
+  return ApplicationFailure.create({ type: STEP_MISMATCH, message: why, nonRetryable: true });
+}
+
+/** The refusal of any action once the flow has ended. */
+export function flowEnded(): ApplicationFailure {
+  return ApplicationFailure.create({ type: FLOW_ENDED, message: 'The flow has ended.', nonRetryable: true });
+}
 
 // Queries
 export const flowQuery = defineQuery<Flow>('flow');

@@ -19,7 +19,7 @@ import { CaptchaStep, IdentityProof } from './identity-proof';
 import { Hold } from './hold';
 import type { FoundForCode, RecoveryTarget } from '../domain/recovery';
 import {
-  STEP_MISMATCH,
+  stepMismatch,
   cancelUpdate,
   flowQuery,
   flowSubjectQuery,
@@ -94,7 +94,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
     {
       validator: (..._args: unknown[]) => {
         flow.expect('new_password')();
-        if (passwordHash !== undefined) throw new Error(STEP_MISMATCH); // one password per flow: a second one changes nothing
+        if (passwordHash !== undefined) throw stepMismatch(); // one password per flow: a second one changes nothing
       },
     },
   );

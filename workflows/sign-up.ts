@@ -18,7 +18,7 @@ import { FlowEnded, FlowState } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { CaptchaStep } from './identity-proof';
 import {
-  STEP_MISMATCH,
+  stepMismatch,
   cancelUpdate,
   consentUpdate,
   firstStepUpdate,
@@ -84,12 +84,12 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
   setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), {
     validator: () => {
       flow.expect('code', 'captcha', 'consent', 'password')();
-      if (passwordHash !== undefined) throw new Error(STEP_MISMATCH); // the account is being created
+      if (passwordHash !== undefined) throw stepMismatch(); // the account is being created
     },
   });
   const atCode = (..._args: unknown[]) => {
     flow.expect('code')();
-    if (!codeSent) throw new Error(STEP_MISMATCH); // the code is still being issued
+    if (!codeSent) throw stepMismatch(); // the code is still being issued
   };
   setHandler(submitCodeUpdate, ({ codeDigest }) => codes.submit(codeDigest), { validator: atCode });
   setHandler(resendCodeUpdate, () => codes.resend(), { validator: atCode });
@@ -119,7 +119,7 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
     {
       validator: (..._args: unknown[]) => {
         flow.expect('password')();
-        if (passwordHash !== undefined) throw new Error(STEP_MISMATCH); // one password; the account is being created
+        if (passwordHash !== undefined) throw stepMismatch(); // one password; the account is being created
       },
     },
   );
