@@ -23,8 +23,7 @@ export interface Counts {
  * closing line to tell whether tests ran): written to $TEST_DATA_DIR/counts-<stage>.json under `npm test`,
  * nothing otherwise.
  */
-export function reportCounts(stage: string, counts: Counts): void {
-  const dir = process.env.TEST_DATA_DIR;
+export function reportCounts(stage: string, counts: Counts, dir = process.env.TEST_DATA_DIR): void {
   if (dir) fs.writeFileSync(path.join(dir, `counts-${stage}.json`), JSON.stringify(counts));
 }
 

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { ensureTools, ROOT, type ToolName } from './tools';
-import { onShutdownSignal, portIsFree, startApp, startServices, stopAllManaged, type App, type ManagedProcess, type Stack } from './stack';
+import { onShutdownSignal, pidAlive, portIsFree, startApp, startServices, stopAllManaged, type App, type ManagedProcess, type Stack } from './stack';
 
 const DATA_DIR = path.join(ROOT, '.data');
 const LOG_DIR = path.join(DATA_DIR, 'logs');
@@ -36,15 +36,6 @@ const PORTS = {
 
 function say(msg: string): void {
   process.stdout.write(`${msg}\n`);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Exits with a clear message when a port we would bind is taken. */

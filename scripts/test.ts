@@ -58,7 +58,7 @@ async function runJest(ctx: StageContext): Promise<number> {
     try {
       const r = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests?: number };
       const skipped = r.numPendingTests + (r.numTodoTests ?? 0);
-      reportCounts('jest', { passed: r.numPassedTests, failed: r.numFailedTests, skipped });
+      reportCounts('jest', { passed: r.numPassedTests, failed: r.numFailedTests, skipped }, ctx.dataDir);
       process.stdout.write(`\njest: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
     } catch {
       /* jest did not get as far as writing results; its own output says why */
@@ -71,7 +71,7 @@ async function runJest(ctx: StageContext): Promise<number> {
 function check(name: string, command: string, args: string[]): Stage['run'] {
   return async (ctx) => {
     const code = await ctx.run(command, args);
-    reportCounts(name, { passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 });
+    reportCounts(name, { passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 }, ctx.dataDir);
     return code;
   };
 }

@@ -13,6 +13,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync, spawn } from 'node:child_process';
+import { pidAlive } from './stack/process';
+import { sleep } from './stack/wait';
 
 export const ROOT = path.resolve(__dirname, '..');
 export const TOOLS_DIR = path.join(ROOT, '.tools');
@@ -282,19 +284,6 @@ async function buildFerretDb(dest: string): Promise<void> {
     // Go writes module cache files read-only; make the copy removable
     spawnSync('chmod', ['-R', 'u+w', work]);
     fs.rmSync(work, { recursive: true, force: true });
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -2,6 +2,7 @@
  * Forgot password over HTTP, against the real API, worker, Temporal dev server, FerretDB and SMTP
  * capture. Durations are seconds (see FAST in the harness), passed into the workflow as input.
  */
+import crypto from 'node:crypto';
 import { startHarness, makeAccount, type Harness } from './support/harness';
 
 let h: Harness;
@@ -279,6 +280,19 @@ describe('flow control', () => {
     expect((await h.api.post(`/v1/flows/${flow.flowId}/captcha`, { answer: 'test' })).body.code).toBe('step_mismatch');
     const fresh = await h.api.post('/v1/flows/password-reset', { identifier: 'captcha-none@example.com' });
     expect((await h.api.post(`/v1/flows/${fresh.body.flowId}/captcha`, { answer: 'test' })).body.code).toBe('captcha_invalid');
+  });
+
+  test('a start retried right after the flow moved on answers where the flow stands, not its first step', async () => {
+    const acc = await makeAccount();
+    const key = `reset-${crypto.randomBytes(8).toString('hex')}`;
+    const first = await h.api.post('/v1/flows/password-reset', { identifier: acc.email }, { 'idempotency-key': key });
+    expect(first.body.step).toBe('captcha');
+    const id: string = first.body.flowId;
+    await h.api.get(`/v1/flows/${id}/captcha`);
+    expect((await h.api.post(`/v1/flows/${id}/captcha`, { answer: 'test' })).body.step).toBe('code');
+    const again = await h.api.post('/v1/flows/password-reset', { identifier: acc.email }, { 'idempotency-key': key });
+    expect(again.status).toBe(201);
+    expect({ flowId: again.body.flowId, step: again.body.step, flowSecret: again.body.flowSecret }).toEqual({ flowId: id, step: 'code', flowSecret: first.body.flowSecret });
   });
 
   test('DELETE cancels; a cancelled flow accepts nothing', async () => {

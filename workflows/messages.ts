@@ -165,7 +165,7 @@ export interface SupportDecision {
 }
 export const decideSignal = defineSignal<[SupportDecision]>('decide');
 
-// Search attributes, registered on the dev server (scripts/stack.ts) and in docker-compose.yml
+// Search attributes, registered on the dev server (scripts/stack/temporal.ts) and in docker-compose.yml
 export const FLOW_KIND = defineSearchAttributeKey('FlowKind', SearchAttributeType.KEYWORD);
 export const FLOW_STEP = defineSearchAttributeKey('FlowStep', SearchAttributeType.KEYWORD);
 export const FLOW_STATUS = defineSearchAttributeKey('FlowStatus', SearchAttributeType.KEYWORD);

@@ -75,6 +75,8 @@ export async function startFlow<I>(
   const key = idempotencyKey(req);
   const flowId = key ? idempotentFlowId(kind, scope, key) : newFlowId(kind);
   const expiresAt = Date.now() + config().FLOW_TTL;
+  // With a key, the start may find the flow a first try started: this start's mark in the memo tells which it is.
+  const startMark = key ? randomUUID() : undefined;
   const client = await temporalClient();
   let handle;
   try {
@@ -83,7 +85,7 @@ export async function startFlow<I>(
       workflowId: `${KIND_SLUG[kind]}/${flowId}`,
       taskQueue: config().TEMPORAL_TASK_QUEUE,
       args: [makeArgs(flowId, expiresAt)],
-      memo, // encrypted by the payload codec, like the input
+      memo: startMark ? { ...memo, startMark } : memo, // encrypted by the payload codec, like the input
       workflowIdConflictPolicy: key ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,
       // A key names one flow for good: once that flow has ended, a retried start must not run it again.
       workflowIdReusePolicy: key ? WorkflowIdReusePolicy.REJECT_DUPLICATE : undefined,
@@ -93,10 +95,10 @@ export async function startFlow<I>(
     if (key && err instanceof WorkflowExecutionAlreadyStartedError) return withSecret(await queryFlow(flowId));
     throw err;
   }
-  if (key && handle.firstExecutionRunId) {
-    // USE_EXISTING answers with the running flow's run: report its current state.
-    const desc = await handle.describe();
-    if (desc.startTime.getTime() < Date.now() - 2_000) return withSecret(await queryFlow(flowId));
+  if (startMark) {
+    // USE_EXISTING answers with the running flow's run: when another start made it, report where it stands now.
+    const { memo: found } = await handle.describe();
+    if ((found as { startMark?: unknown } | undefined)?.startMark !== startMark) return withSecret(await queryFlow(flowId));
   }
   return withSecret({ flowId, kind, status: 'active', step: firstStep, expiresAt: new Date(expiresAt).toISOString() });
 }

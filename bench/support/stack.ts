@@ -1,7 +1,7 @@
 /**
  * An isolated stack for the bench and the drills: its own temp dir, free ports, a Temporal dev server
  * with its state in a file (so it can be killed and restarted), FerretDB, maildev, and the app's worker
- * and API as separate processes (scripts/stack.ts). Everything it starts carries BENCH_RUN_DIR=<dir> in
+ * and API as separate processes (scripts/stack/). Everything it starts carries BENCH_RUN_DIR=<dir> in
  * its environment, so nothing is left behind even if a child outlives its parent.
  */
 import crypto from 'node:crypto';
