@@ -23,6 +23,7 @@ export default tseslint.config(
   },
   {
     files: ['workflows/**/*.ts'],
+    ignores: ['workflows/**/*.test.ts'], // the fast workflow tests run outside the sandbox (TestWorkflowEnvironment)
     rules: {
       'no-restricted-imports': [
         'error',
