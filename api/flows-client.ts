@@ -255,10 +255,15 @@ export interface FlowRequest<B> {
  */
 export function flowRoute<B extends z.ZodType | undefined = undefined>(
   router: Router,
-  spec: Omit<RouteSpec<B, undefined>, 'tag' | 'ok'> & Partial<Pick<RouteSpec<B, undefined>, 'tag' | 'ok'>>,
+  spec: Omit<RouteSpec<B, undefined>, 'tag' | 'ok'> &
+    Partial<Pick<RouteSpec<B, undefined>, 'tag' | 'ok'>> & { /** What the 200 Flow shows, for the docs ("The flow, at code"). */ answers?: string },
   handler: (f: FlowRequest<B extends z.ZodType ? z.infer<B> : undefined>) => Promise<unknown>,
 ): void {
-  const full: RouteSpec<B, undefined> = { tag: 'Flows', params: flowIdParam, ok: { status: 200, description: 'The flow', schema: FlowSchema }, ...spec };
+  // every route on a flow may find no such flow (or none this caller may drive); every action, a step that does not take it
+  const always: ProblemCode[] = spec.method === 'get' ? ['flow_not_found'] : ['flow_not_found', 'step_mismatch'];
+  const errors = [...new Set([...always, ...(spec.errors ?? [])])];
+  const { answers, ...rest } = spec;
+  const full: RouteSpec<B, undefined> = { tag: 'Flows', params: flowIdParam, ok: { status: 200, description: answers ?? 'The flow', schema: FlowSchema }, ...rest, errors };
   route(router, full, async (req, res, { body }) => {
     const flowId = String(req.params.flowId);
     const session = await authorizeFlow(req, flowId);

@@ -8,20 +8,8 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle }
 import { ApplicationFailure } from '@temporalio/common';
 import { QUICK, workflowEnv, type WorkflowEnv } from '../test/support/workflow-env';
 import { passwordReset } from './password-reset';
-import {
-  KIND_PREFIX,
-  STEP_MISMATCH,
-  notWorkingUpdate,
-  resendCodeUpdate,
-  setPasswordUpdate,
-  submitAnswersUpdate,
-  submitCaptchaUpdate,
-  submitCodeUpdate,
-  supersededSignal,
-  type Flow,
-  type FlowResult,
-  type FlowSettings,
-} from './messages';
+import { KIND_PREFIX, STEP_MISMATCH, supersededSignal, type Flow, type FlowResult, type FlowSettings } from './messages';
+import { notWorkingUpdate, resendCodeUpdate, setPasswordUpdate, submitAnswersUpdate, submitCaptchaUpdate, submitCodeUpdate } from './messages';
 
 const digest = (code: string) => crypto.createHash('sha256').update(code).digest('hex');
 const IDENTIFIER = 'owner@example.com';

@@ -165,43 +165,31 @@ flowRoute(
     path: '/v1/flows/:flowId/consent',
     summary: 'Accept the privacy policy and the user agreement (at the versions shown), sync on or off',
     body: ConsentBody,
-    ok: { status: 200, description: 'The flow, at password', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch', 'consent_required', 'document_outdated'],
+    answers: 'The flow, at password',
+    errors: ['consent_required', 'document_outdated'],
   },
   async ({ res, flowId, body }) => {
     await drive(res, flowId, consentUpdate, body);
   },
 );
 
-flowRoute(
-  accountFlowsRouter,
-  {
-    method: 'post',
-    path: '/v1/flows/:flowId/new-phone',
-    summary: 'The new phone number (shown masked for confirmation)',
-    body: NewPhoneBody,
-    ok: { status: 200, description: 'The flow, at confirm_new_phone', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch', 'phone_taken', 'rate_limited'],
-  },
-  async ({ res, flowId, session, body }) => {
-    res.json(await probeNewContact(flowId, session, () => update(flowId, newPhoneUpdate, { phone: phoneOf(body.phone) })));
-  },
-);
-
-flowRoute(
-  accountFlowsRouter,
-  {
-    method: 'post',
-    path: '/v1/flows/:flowId/new-email',
-    summary: 'The new email address (shown masked for confirmation)',
-    body: NewEmailBody,
-    ok: { status: 200, description: 'The flow, at confirm_new_email', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch', 'email_taken', 'rate_limited'],
-  },
-  async ({ res, flowId, session, body }) => {
-    res.json(await probeNewContact(flowId, session, () => update(flowId, newEmailUpdate, { email: emailOf(body.email) })));
-  },
-);
+for (const what of ['phone', 'email'] as const) {
+  flowRoute(
+    accountFlowsRouter,
+    {
+      method: 'post',
+      path: `/v1/flows/:flowId/new-${what}`,
+      summary: `The new ${what === 'phone' ? 'phone number' : 'email address'} (shown masked for confirmation)`,
+      body: what === 'phone' ? NewPhoneBody : NewEmailBody,
+      answers: `The flow, at confirm_new_${what}`,
+      errors: [what === 'phone' ? 'phone_taken' : 'email_taken', 'rate_limited'],
+    },
+    async ({ res, flowId, session, body }) => {
+      const chosen = () => ('phone' in body ? update(flowId, newPhoneUpdate, { phone: phoneOf(body.phone) }) : update(flowId, newEmailUpdate, { email: emailOf(body.email) }));
+      res.json(await probeNewContact(flowId, session, chosen));
+    },
+  );
+}
 
 flowRoute(
   accountFlowsRouter,
@@ -209,8 +197,7 @@ flowRoute(
     method: 'post',
     path: '/v1/flows/:flowId/confirm',
     summary: '"OK": send the code to the new phone or email',
-    ok: { status: 200, description: 'The flow, at code', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch'],
+    answers: 'The flow, at code',
   },
   async ({ res, flowId }) => {
     await drive(res, flowId, confirmUpdate);

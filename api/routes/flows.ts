@@ -139,7 +139,7 @@ route(
   },
 );
 
-flowRoute(flowsRouter, { method: 'get', path: '/v1/flows/:flowId', summary: 'The current state of a flow', errors: ['flow_not_found'] }, async ({ res, flowId }) => {
+flowRoute(flowsRouter, { method: 'get', path: '/v1/flows/:flowId', summary: 'The current state of a flow' }, async ({ res, flowId }) => {
   res.json(await queryFlow(flowId));
 });
 
@@ -149,8 +149,7 @@ flowRoute(
     method: 'delete',
     path: '/v1/flows/:flowId',
     summary: 'Cancel a flow',
-    ok: { status: 200, description: 'The flow, cancelled', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch'],
+    answers: 'The flow, cancelled',
   },
   async ({ res, flowId }) => {
     const flow = await update(flowId, cancelUpdate);
@@ -166,7 +165,7 @@ flowRoute(
     path: '/v1/flows/:flowId/captcha',
     summary: 'A fresh captcha picture (the previous one is void)',
     ok: { status: 200, description: 'An SVG text-in-picture challenge', schema: 'svg' },
-    errors: ['flow_not_found', 'step_mismatch'],
+    errors: ['step_mismatch'],
   },
   async ({ res, flowId }) => {
     // judged here (domain/flow-record.ts): a picture is no update to the flow, and a reset's record says where it stands
@@ -179,7 +178,7 @@ flowRoute(
 
 flowRoute(
   flowsRouter,
-  { method: 'post', path: '/v1/flows/:flowId/captcha', summary: 'Answer the captcha', body: S.CaptchaBody, errors: ['flow_not_found', 'step_mismatch', 'captcha_invalid'] },
+  { method: 'post', path: '/v1/flows/:flowId/captcha', summary: 'Answer the captcha', body: S.CaptchaBody, errors: ['captcha_invalid'] },
   async ({ res, flowId, body }) => {
     // Only a passed captcha reaches the flow. No picture to answer (never fetched, answered, expired): a new one
     // must be fetched, if the flow is at the captcha at all.
@@ -224,10 +223,8 @@ function guessRoute<B extends z.ZodType>(
   errors: ProblemCode[],
   send: (res: Response, flowId: string, body: z.infer<B>) => Promise<void>,
 ) {
-  flowRoute(
-    flowsRouter,
-    { method: 'post', path: `/v1/flows/:flowId/${action}`, summary, body, errors: ['flow_not_found', 'step_mismatch', ...errors, 'too_many_attempts'] },
-    ({ res, flowId, body: given }) => send(res, flowId, given as z.infer<B>),
+  flowRoute(flowsRouter, { method: 'post', path: `/v1/flows/:flowId/${action}`, summary, body, errors: [...errors, 'too_many_attempts'] }, ({ res, flowId, body: given }) =>
+    send(res, flowId, given as z.infer<B>),
   );
 }
 
@@ -241,20 +238,16 @@ flowRoute(
     method: 'post',
     path: '/v1/flows/:flowId/resend',
     summary: 'Send a new code (the old one is void)',
-    errors: ['flow_not_found', 'step_mismatch', 'resend_too_soon', 'resend_limit'],
+    errors: ['resend_too_soon', 'resend_limit'],
   },
   async ({ res, flowId }) => {
     await drive(res, flowId, resendCodeUpdate);
   },
 );
 
-flowRoute(
-  flowsRouter,
-  { method: 'post', path: '/v1/flows/:flowId/not-working', summary: '"Not working?": code → security questions → support', errors: ['flow_not_found', 'step_mismatch'] },
-  async ({ res, flowId }) => {
-    await drive(res, flowId, notWorkingUpdate);
-  },
-);
+flowRoute(flowsRouter, { method: 'post', path: '/v1/flows/:flowId/not-working', summary: '"Not working?": code → security questions → support' }, async ({ res, flowId }) => {
+  await drive(res, flowId, notWorkingUpdate);
+});
 
 guessRoute('security-answers', 'Answer the security questions (all must be right)', S.AnswersBody, ['answers_invalid'], (res, flowId, { answers }) =>
   guess(res, flowId, submitAnswersUpdate, { sealedAnswers: seal(flowId, answers) }),
@@ -267,8 +260,7 @@ flowRoute(
     path: '/v1/flows/:flowId/support',
     summary: 'Ask a person for help: account id, device IMEI and an email to answer to',
     body: S.SupportBody,
-    ok: { status: 200, description: 'The flow, at support_review', schema: S.FlowSchema },
-    errors: ['flow_not_found', 'step_mismatch'],
+    answers: 'The flow, at support_review',
   },
   async ({ res, flowId, body }) => {
     await recordViaSupport(flowId);
@@ -283,7 +275,7 @@ flowRoute(
     path: '/v1/flows/:flowId/password',
     summary: 'Choose the new password (a sign-up: the password of the new account, which is then signed in)',
     body: S.PasswordBody,
-    errors: ['flow_not_found', 'step_mismatch', 'password_mismatch', 'password_weak', 'phone_taken', 'email_taken'],
+    errors: ['password_mismatch', 'password_weak', 'phone_taken', 'email_taken'],
   },
   async ({ res, flowId, body }) => {
     await consume('submitPerFlow', flowId);
