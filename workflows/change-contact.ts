@@ -24,11 +24,8 @@ import { IdentityProof } from './identity-proof';
 import {
   stepMismatch,
   cancelFlowSignal,
-  cancelUpdate,
   confirmUpdate,
   firstStepUpdate,
-  flowQuery,
-  flowSubjectQuery,
   newEmailUpdate,
   newPhoneUpdate,
   resendCodeUpdate,
@@ -99,20 +96,18 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
     if (!hold.applying) flow.end('cancelled', reason); // once the change is being made, it completes
   };
 
-  setHandler(flowQuery, () => flow.view());
-  setHandler(flowSubjectQuery, () => ({ ownerAccountId: accountId, subjectAccountId: accountId, identifiers: [], status: flow.status, step: flow.step }));
+  flow.serve({
+    subject: () => ({ ownerAccountId: accountId, subjectAccountId: accountId, identifiers: [] }),
+    cancelAt: ['code', 'security_questions', 'support', 'support_review', k.choose, k.confirm, 'hold'],
+    refuseCancel: () => hold.refuseWhileApplying(),
+    cancel,
+  });
   setHandler(firstStepUpdate, async () => {
     await condition(() => codeSent || !flow.active);
     return flow.ok();
   });
   setHandler(supersededSignal, () => cancel('superseded')); // names no other flow
   setHandler(cancelFlowSignal, ({ reason }) => cancel(reason));
-  setHandler(cancelUpdate, () => (cancel('cancelled_by_user'), flow.ok()), {
-    validator: () => {
-      flow.expect('code', 'security_questions', 'support', 'support_review', k.choose, k.confirm, 'hold')();
-      hold.refuseWhileApplying();
-    },
-  });
   const atCode = (..._args: unknown[]) => {
     flow.expect('code')();
     if (!codeSent) throw stepMismatch(); // the first code is still being issued
@@ -161,75 +156,74 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
     { validator: flow.expect(k.confirm) },
   );
 
-  try {
-    const target = await quickDb().changeContactTarget({ accountId, kind: what });
-    // One pending change of each kind per account: this start supersedes the one before it.
-    const { previousFlowId } = await quickDb().claimActiveFlow({ accountId, kind: k.kind, flowId });
-    if (previousFlowId) await supersede(previousFlowId, flowId);
+  return flow.run(
+    async () => {
+      const target = await quickDb().changeContactTarget({ accountId, kind: what });
+      // One pending change of each kind per account: this start supersedes the one before it.
+      const { previousFlowId } = await quickDb().claimActiveFlow({ accountId, kind: k.kind, flowId });
+      if (previousFlowId) await supersede(previousFlowId, flowId);
 
-    // 1. Verify your identity: a code to the current phone (email); "not working?" → questions → support.
-    identity = new IdentityProof(flow, settings, () => attempts, { purpose: 'verify_identity', supportMayNameAnotherAccount: false, keepStepWhenLeft: true });
-    const first = (identity.codes = new CodeStep(
-      flow,
-      settings,
-      { purpose: 'verify_identity', channel: target.channel, destinationHint: target.destinationHint, accountId, deliverable: true },
-      settings.codeTtlMs,
-      attempts,
-    ));
-    await first.send();
-    codeSent = true;
-    if (!(await identity.proven({ accountId, ...target }, first))) return flow.view();
-    const held = v11 && identity.provedBy !== 'code';
-    if (held) holdView = { holdSeconds: Math.round(settings.recoveryHoldMs / 1000) };
-
-    for (;;) {
-      // 2. The new phone, then the "OK" in the pop-up that shows it (both say when a hold will follow).
-      confirmed = false;
-      flow.goTo(k.choose, holdView);
-      await flow.until(() => confirmed);
-
-      // 3. A code to the new phone, valid one day; the flow lives as long as that code.
-      newCodes = new CodeStep(
+      // 1. Verify your identity: a code to the current phone (email); "not working?" → questions → support.
+      identity = new IdentityProof(flow, settings, () => attempts, { purpose: 'verify_identity', supportMayNameAnotherAccount: false, keepStepWhenLeft: true });
+      const first = (identity.codes = new CodeStep(
         flow,
         settings,
-        { purpose: 'confirm_new_contact', channel: k.channel, destinationHint: newHint, to: newValue!, deliverable: true, view: holdView },
-        input.contactCodeTtlMs,
+        { purpose: 'verify_identity', channel: target.channel, destinationHint: target.destinationHint, accountId, deliverable: true },
+        settings.codeTtlMs,
         attempts,
-      );
-      flow.deadline = Date.now() + input.contactCodeTtlMs;
-      await newCodes.send();
-      await condition(() => newCodes!.verified || newCodes!.lapsed || !flow.active);
-      if (!flow.active) throw new FlowEnded(flow.status);
-      if (!newCodes.verified) {
-        flow.end('expired', 'code_lapsed'); // start again
-        return flow.view();
-      }
+      ));
+      await first.send();
+      codeSent = true;
+      if (!(await identity.proven({ accountId, ...target }, first))) return;
+      const held = v11 && identity.provedBy !== 'code';
+      if (held) holdView = { holdSeconds: Math.round(settings.recoveryHoldMs / 1000) };
 
-      // 4. Proven by security answers or support: the hold, as a reset has. Every channel on file, the one
-      //    being replaced included, is told and can veto; nothing changes before holdUntil.
-      if (held) {
-        const round = ++holds; // a message key of its own for each hold (a taken contact sends the user round again)
-        await hold.wait(settings.recoveryHoldMs, (holdUntil) => db.startContactChangeHold({ flowId, accountId, kind: what, newHint, holdUntil, round }));
-      }
+      for (;;) {
+        // 2. The new phone, then the "OK" in the pop-up that shows it (both say when a hold will follow).
+        confirmed = false;
+        flow.goTo(k.choose, holdView);
+        await flow.until(() => confirmed);
 
-      // 5. Replace it.
-      hold.applying = true;
-      const { outcome } = await db.applyContactChange({ flowId, accountId, kind: what, value: newValue!, sessionId: input.sessionId });
-      hold.applying = false;
-      if (outcome === 'applied') break;
-      if (outcome === 'signed_out') {
-        flow.end('cancelled', 'signed_out');
-        return flow.view();
+        // 3. A code to the new phone, valid one day; the flow lives as long as that code.
+        newCodes = new CodeStep(
+          flow,
+          settings,
+          { purpose: 'confirm_new_contact', channel: k.channel, destinationHint: newHint, to: newValue!, deliverable: true, view: holdView },
+          input.contactCodeTtlMs,
+          attempts,
+        );
+        flow.deadline = Date.now() + input.contactCodeTtlMs;
+        await newCodes.send();
+        await condition(() => newCodes!.verified || newCodes!.lapsed || !flow.active);
+        if (!flow.active) throw new FlowEnded(flow.status);
+        if (!newCodes.verified) {
+          flow.end('expired', 'code_lapsed'); // start again
+          return;
+        }
+
+        // 4. Proven by security answers or support: the hold, as a reset has. Every channel on file, the one
+        //    being replaced included, is told and can veto; nothing changes before holdUntil.
+        if (held) {
+          const round = ++holds; // a message key of its own for each hold (a taken contact sends the user round again)
+          await hold.wait(settings.recoveryHoldMs, (holdUntil) => db.startContactChangeHold({ flowId, accountId, kind: what, newHint, holdUntil, round }));
+        }
+
+        // 5. Replace it.
+        hold.applying = true;
+        const { outcome } = await db.applyContactChange({ flowId, accountId, kind: what, value: newValue!, sessionId: input.sessionId });
+        hold.applying = false;
+        if (outcome === 'applied') break;
+        if (outcome === 'signed_out') {
+          flow.end('cancelled', 'signed_out');
+          return;
+        }
+        // Somebody else claimed it meanwhile: the code answers 409, and the user chooses another.
+        takenMeanwhile = true;
+        flow.deadline = Date.now() + settings.flowTtlMs;
       }
-      // Somebody else claimed it meanwhile: the code answers 409, and the user chooses another.
-      takenMeanwhile = true;
-      flow.deadline = Date.now() + settings.flowTtlMs;
-    }
-    flow.end('completed');
-  } catch (err) {
-    if (!(err instanceof FlowEnded)) throw err;
-  } finally {
-    await quickDb().releaseActiveFlow({ accountId, kind: k.kind, flowId });
-  }
-  return flow.view();
+      flow.end('completed');
+    },
+    // however it ended, the account's one pending change of this kind is free again
+    () => quickDb().releaseActiveFlow({ accountId, kind: k.kind, flowId }),
+  );
 }

@@ -2,13 +2,16 @@
  * The state every flow keeps, and the one way it moves: `goTo(step)` / `end(status)`. Each move is
  * upserted as search attributes so the Temporal UI can filter "resets stuck at code for an hour".
  */
-import { CancellationScope, condition, getExternalWorkflowHandle, patched, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, patched, setHandler, sleep, upsertSearchAttributes } from '@temporalio/workflow';
 import {
   FLOW_KIND,
   FLOW_STATUS,
   FLOW_STEP,
   FLOW_STEP_SINCE,
+  cancelUpdate,
   flowEnded,
+  flowQuery,
+  flowSubjectQuery,
   stepMismatch,
   supersededSignal,
   workflowIdOf,
@@ -18,6 +21,7 @@ import {
   type FlowStep,
   type FlowResult,
   type FlowError,
+  type FlowSubject,
 } from './messages';
 
 /**
@@ -111,6 +115,34 @@ export class FlowState {
       );
     this.timer = timer;
     return timer;
+  }
+
+  /**
+   * The handlers every flow has: the Flow (query), whom it is about (the API's query), and "cancel" from its user
+   * at `cancelAt` (unless `refuseCancel` throws), which ends it by `cancel` (default: cancelled).
+   */
+  serve(opts: { subject: () => Omit<FlowSubject, 'status' | 'step'>; cancelAt: readonly FlowStep[]; refuseCancel?: () => void; cancel?: (reason: string) => void }): void {
+    const cancel = opts.cancel ?? ((reason: string) => this.end('cancelled', reason));
+    setHandler(flowQuery, () => this.view());
+    setHandler(flowSubjectQuery, () => ({ ...opts.subject(), status: this.status, step: this.step }));
+    setHandler(cancelUpdate, () => (cancel('cancelled_by_user'), this.ok()), {
+      validator: () => {
+        this.expect(...opts.cancelAt)();
+        opts.refuseCancel?.();
+      },
+    });
+  }
+
+  /** Walks the flow's `steps` until they are done or one finds the flow ended (FlowEnded); then `always`; answers the final Flow. */
+  async run(steps: () => Promise<void>, always?: () => Promise<void>): Promise<Flow> {
+    try {
+      await steps();
+    } catch (err) {
+      if (!(err instanceof FlowEnded)) throw err;
+    } finally {
+      await always?.();
+    }
+    return this.view();
   }
 
   /** For update handlers: wait until the flow body has moved on from `step` (so the answer shows the next step). */

@@ -13,23 +13,12 @@
  */
 import { patched, setHandler, uuid4 } from '@temporalio/workflow';
 import { db, quickDb, slow } from './activities-proxy';
-import { FEWER_TASKS_PATCH, FlowEnded, FlowState, supersede } from './flow-state';
+import { FEWER_TASKS_PATCH, FlowState, supersede } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { CaptchaStep, IdentityProof } from './identity-proof';
 import { Hold } from './hold';
 import type { FoundForCode, RecoveryTarget } from '../domain/recovery';
-import {
-  stepMismatch,
-  cancelUpdate,
-  flowQuery,
-  flowSubjectQuery,
-  resendCodeUpdate,
-  setPasswordUpdate,
-  submitCodeUpdate,
-  supersededSignal,
-  type Flow,
-  type FlowSettings,
-} from './messages';
+import { stepMismatch, resendCodeUpdate, setPasswordUpdate, submitCodeUpdate, supersededSignal, type Flow, type FlowSettings } from './messages';
 
 export interface PasswordResetInput {
   flowId: string;
@@ -44,7 +33,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   const flow = new FlowState(flowId, 'password_reset', 'captcha', input.expiresAt);
 
   let subject: { accountId?: string; identifiers: string[] } = { identifiers: [input.identifier] };
-  /** The account whose one-active-reset marker this flow holds (the one its identifier named). */
+  /** The account whose one-active-reset marker this flow holds (the one its identifier named; flows before ONE_LOOKUP_PATCH). */
   let claimedFor: string | undefined;
   let passwordHash: string | undefined;
   const hold = new Hold(flow);
@@ -53,25 +42,15 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   /** The look-up, claim and code the API did with the passed captcha. */
   let foundByApi: (FoundForCode & { codeId: string }) | undefined;
 
-  setHandler(flowQuery, () => flow.view());
-  setHandler(flowSubjectQuery, () => ({
-    subjectAccountId: subject.accountId,
-    identifiers: subject.identifiers,
-    identifier: input.identifier,
-    status: flow.status,
-    step: flow.step,
-  }));
+  flow.serve({
+    subject: () => ({ subjectAccountId: subject.accountId, identifiers: subject.identifiers, identifier: input.identifier }),
+    cancelAt: allSteps,
+    refuseCancel: () => hold.refuseWhileApplying(),
+  });
   // The reason names no other flow: whoever holds this flow must not learn the id of the one that replaced it.
   setHandler(supersededSignal, () => {
     if (!hold.applying) flow.end('cancelled', 'superseded');
   });
-  setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), {
-    validator: () => {
-      flow.expect(...allSteps)();
-      hold.refuseWhileApplying();
-    },
-  });
-
   // 1. and 3.–4.: the captcha, and the "not working?" steps, as every flow has them (identity-proof.ts)
   const captcha = new CaptchaStep(flow, ({ found }) => (foundByApi = found));
   const proof = new IdentityProof(flow, settings, () => attempts, {
@@ -101,95 +80,94 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   // (a flow with the newer patch needs not ask for the older one: that would cost it a marker more)
   const fewer = patched(FEWER_TASKS_PATCH);
   const oneLookup = fewer || patched(ONE_LOOKUP_PATCH);
-  try {
-    let target!: RecoveryTarget & { previousFlowId?: string };
-    if (!oneLookup) {
-      target = await quickDb().findRecoveryTarget({ flowId, identifier: input.identifier });
-      subject = { accountId: target.accountId, identifiers: target.identifiers };
-      attempts = new AccountAttempts(target.accountId);
-      if (target.accountId) {
-        // One active reset per account: this start supersedes the one before it.
-        claimedFor = target.accountId;
-        const { previousFlowId } = await quickDb().claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId });
-        if (previousFlowId) await supersede(previousFlowId, flowId);
+  const found = (target: RecoveryTarget) => (subject = { accountId: target.accountId, identifiers: target.identifiers });
+
+  return flow.run(
+    async () => {
+      let target!: RecoveryTarget & { previousFlowId?: string };
+      if (!oneLookup) {
+        ({ target, claimedFor } = await lookUpAtStart(flowId, input.identifier));
+        found(target);
+        attempts = new AccountAttempts(target.accountId);
       }
-    }
 
-    // 1. Captcha: prove a human is here before anything is looked up or sent.
-    await flow.until(() => captcha.passed);
+      // 1. Captcha: prove a human is here before anything is looked up or sent.
+      await flow.until(() => captcha.passed);
 
-    // 2. A code to the channel the identifier names.
-    // (the step is the proof's from the moment it shows: a code may be submitted while it is being issued)
-    const codeStep = () =>
-      (proof.codes = new CodeStep(
-        flow,
-        settings,
-        { purpose: 'password_reset', channel: target.channel, destinationHint: target.destinationHint, accountId: target.accountId, deliverable: !!target.accountId },
-        settings.codeTtlMs,
-        attempts,
-      ));
-    if (fewer) {
-      // From the captcha to the code in no activity, or one: the look-up, the claim of the identifier's one
-      // active reset (every identifier has one, so a superseded flow tells nothing about an account) and the
-      // code, the same for an account and for an unknown identifier. The API did them with the passed captcha
-      // (else one activity does). The code's delivery starts as the step shows.
-      const codeId = foundByApi?.codeId ?? uuid4();
-      const found = foundByApi ?? (await quickDb().findClaimAndIssueCode({ flowId, identifier: input.identifier, codeId, ttlMs: settings.codeTtlMs }));
-      target = found;
-      subject = { accountId: target.accountId, identifiers: target.identifiers };
-      if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
-      codeStep().sendIssued(codeId, found.hmac);
-    } else {
-      if (oneLookup) {
-        // Since ONE_LOOKUP_PATCH: one activity after the captcha: the look-up and the claim. The superseded
-        // flow is told without waiting. Wrong guesses are counted by the API for every flow (domain/limits.ts).
-        target = await quickDb().findAndClaimRecoveryTarget({ flowId, identifier: input.identifier });
-        subject = { accountId: target.accountId, identifiers: target.identifiers };
+      // 2. A code to the channel the identifier names.
+      // (the step is the proof's from the moment it shows: a code may be submitted while it is being issued)
+      const codeStep = () =>
+        (proof.codes = new CodeStep(
+          flow,
+          settings,
+          { purpose: 'password_reset', channel: target.channel, destinationHint: target.destinationHint, accountId: target.accountId, deliverable: !!target.accountId },
+          settings.codeTtlMs,
+          attempts,
+        ));
+      if (fewer) {
+        // From the captcha to the code in no activity, or one: the look-up, the claim of the identifier's one
+        // active reset (every identifier has one, so a superseded flow tells nothing about an account) and the
+        // code, the same for an account and for an unknown identifier. The API did them with the passed captcha
+        // (else one activity does). The code's delivery starts as the step shows.
+        const codeId = foundByApi?.codeId ?? uuid4();
+        const withCode = foundByApi ?? (await quickDb().findClaimAndIssueCode({ flowId, identifier: input.identifier, codeId, ttlMs: settings.codeTtlMs }));
+        target = withCode;
+        found(target);
         if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
+        codeStep().sendIssued(codeId, withCode.hmac);
+      } else {
+        if (oneLookup) {
+          // Since ONE_LOOKUP_PATCH: one activity after the captcha: the look-up and the claim. The superseded
+          // flow is told without waiting. Wrong guesses are counted by the API for every flow (domain/limits.ts).
+          target = await quickDb().findAndClaimRecoveryTarget({ flowId, identifier: input.identifier });
+          found(target);
+          if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
+        }
+        await codeStep().send();
       }
-      await codeStep().send();
-    }
-    // 3.–4. "Not working?": the account's security questions; then support, where a person checks the account
-    //    ID and the device's IMEI, and an approved case sends a code to the contact email the user gave.
-    if (!(await proof.proven(target, codes()))) return flow.view();
-    const provedChannelOnFile = proof.provedBy === 'code';
+      // 3.–4. "Not working?": the account's security questions; then support, where a person checks the account
+      //    ID and the device's IMEI, and an approved case sends a code to the contact email the user gave.
+      if (!(await proof.proven(target, codes()))) return;
+      const provedChannelOnFile = proof.provedBy === 'code';
 
-    // 5. The new password (already an argon2 hash: the API never lets the plain text reach us); the
-    //    screen says beforehand when a hold will follow.
-    flow.goTo('new_password', provedChannelOnFile ? {} : { holdSeconds: Math.round(settings.recoveryHoldMs / 1000) });
-    await flow.until(() => passwordHash !== undefined);
-    const accountId = subject.accountId!;
+      // 5. The new password (already an argon2 hash: the API never lets the plain text reach us); the
+      //    screen says beforehand when a hold will follow.
+      flow.goTo('new_password', provedChannelOnFile ? {} : { holdSeconds: Math.round(settings.recoveryHoldMs / 1000) });
+      await flow.until(() => passwordHash !== undefined);
+      const accountId = subject.accountId!;
 
-    if (!provedChannelOnFile) {
-      // 6. The recovery hold: every channel on file is told and can veto before the password changes.
-      await hold.wait(settings.recoveryHoldMs, (holdUntil) => db.startRecoveryHold({ flowId, accountId, holdUntil }));
-    }
+      if (!provedChannelOnFile) {
+        // 6. The recovery hold: every channel on file is told and can veto before the password changes.
+        await hold.wait(settings.recoveryHoldMs, (holdUntil) => db.startRecoveryHold({ flowId, accountId, holdUntil }));
+      }
 
-    // 7. Apply: new hash, every session revoked, lockout cleared, every channel told.
-    hold.applying = true;
-    if (fewer) {
-      // the identifier's claim is released with the new password, not by an activity of its own
-      await slow.applyPasswordReset({ flowId, accountId, passwordHash: passwordHash!, releaseClaimOf: input.identifier });
-      claimReleased = true;
-    } else {
-      await slow.applyPasswordReset({ flowId, accountId, passwordHash: passwordHash! });
-    }
-    flow.end('completed');
-  } catch (err) {
-    if (!(err instanceof FlowEnded)) throw err;
-  } finally {
-    if (claimReleased) {
-      // released with the new password
-    } else if (oneLookup) {
-      await quickDb().releaseRecoveryClaim({ identifier: input.identifier, flowId });
-    } else {
-      // Release the marker this flow claimed. Before RELEASE_CLAIMED_PATCH the release went to the subject,
-      // which an approved support case naming another account had changed: the claimed marker stayed.
+      // 7. Apply: new hash, every session revoked, lockout cleared, every channel told; since FEWER_TASKS_PATCH the
+      //    identifier's claim is released with it, not by an activity of its own.
+      hold.applying = true;
+      await slow.applyPasswordReset({ flowId, accountId, passwordHash: passwordHash!, ...(fewer ? { releaseClaimOf: input.identifier } : {}) });
+      claimReleased = fewer;
+      flow.end('completed');
+    },
+    // However it ended: the identifier's claim is released (the flows before ONE_LOOKUP_PATCH held the account's).
+    async () => {
+      if (claimReleased) return;
+      if (oneLookup) return quickDb().releaseRecoveryClaim({ identifier: input.identifier, flowId });
+      // Before RELEASE_CLAIMED_PATCH the release went to the subject, which an approved support case naming
+      // another account had changed: the claimed marker stayed.
       const holder = claimedFor !== subject.accountId && patched(RELEASE_CLAIMED_PATCH) ? claimedFor : subject.accountId;
       if (holder) await quickDb().releaseActiveFlow({ accountId: holder, kind: 'password_reset', flowId });
-    }
-  }
-  return flow.view();
+    },
+  );
+}
+
+/** Flows before ONE_LOOKUP_PATCH looked up at the start, before the captcha, and claimed the account's one active reset. */
+async function lookUpAtStart(flowId: string, identifier: string): Promise<{ target: RecoveryTarget; claimedFor?: string }> {
+  const target = await quickDb().findRecoveryTarget({ flowId, identifier });
+  if (!target.accountId) return { target };
+  // One active reset per account: this start supersedes the one before it.
+  const { previousFlowId } = await quickDb().claimActiveFlow({ accountId: target.accountId, kind: 'password_reset', flowId });
+  if (previousFlowId) await supersede(previousFlowId, flowId);
+  return { target, claimedFor: target.accountId };
 }
 
 const RELEASE_CLAIMED_PATCH = 'release-the-claimed-reset-marker';

@@ -14,16 +14,13 @@
  */
 import { condition, setHandler } from '@temporalio/workflow';
 import { db } from './activities-proxy';
-import { FlowEnded, FlowState } from './flow-state';
+import { FlowState } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { CaptchaStep } from './identity-proof';
 import {
   stepMismatch,
-  cancelUpdate,
   consentUpdate,
   firstStepUpdate,
-  flowQuery,
-  flowSubjectQuery,
   resendCodeUpdate,
   setPasswordUpdate,
   submitCodeUpdate,
@@ -75,17 +72,16 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
   let passwordHash: string | undefined;
   let lost: FlowError | undefined;
 
-  setHandler(flowQuery, () => flow.view());
-  setHandler(flowSubjectQuery, () => ({ identifiers: [contact.value], identifier: contact.value, status: flow.status, step: flow.step }));
+  flow.serve({
+    subject: () => ({ identifiers: [contact.value], identifier: contact.value }),
+    cancelAt: ['code', 'captcha', 'consent', 'password'],
+    refuseCancel: () => {
+      if (passwordHash !== undefined) throw stepMismatch(); // the account is being created
+    },
+  });
   setHandler(firstStepUpdate, async () => {
     await condition(() => codeSent || !!input.captchaFirst || !flow.active);
     return flow.ok();
-  });
-  setHandler(cancelUpdate, () => (flow.end('cancelled', 'cancelled_by_user'), flow.ok()), {
-    validator: () => {
-      flow.expect('code', 'captcha', 'consent', 'password')();
-      if (passwordHash !== undefined) throw stepMismatch(); // the account is being created
-    },
   });
   const atCode = (..._args: unknown[]) => {
     flow.expect('code')();
@@ -124,7 +120,7 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
     },
   );
 
-  try {
+  return flow.run(async () => {
     // While the hour's message budget is spent (SMS pumping), a human answers the captcha before anything is sent.
     if (input.captchaFirst) await flow.until(() => captcha.passed);
 
@@ -156,8 +152,5 @@ export async function signUp(input: SignUpInput): Promise<Flow> {
       flow.accountId = created.accountId;
       flow.end('completed');
     }
-  } catch (err) {
-    if (!(err instanceof FlowEnded)) throw err;
-  }
-  return flow.view();
+  });
 }
