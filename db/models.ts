@@ -76,6 +76,8 @@ const codeSchema = new Schema(
     hmac: String,
     sealed: String,
     deliveredAt: Date,
+    /** A code the API sends itself (domain/courier.ts): when the worker's sweep may take it over; unset once delivered. */
+    sendBy: { type: Date, index: { sparse: true } },
     expiresAt: { type: Date, index: true },
   },
   { timestamps: true, versionKey: false },

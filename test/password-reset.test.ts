@@ -146,6 +146,61 @@ describe('codes', () => {
   });
 });
 
+describe('the first code, sent by the API (domain/courier.ts)', () => {
+  const outboxOf = async (to: string, flowId: string) =>
+    ((await h.api.get(`/v1/dev/outbox?to=${encodeURIComponent(to)}`)).body as { flowId: string }[]).filter((m) => m.flowId === flowId);
+
+  test('the flow starts no delivery of it: its history has no activity until the password', async () => {
+    const acc = await makeAccount();
+    const flow = await h.api.resetToCode(acc.email);
+    await h.api.codeFor(acc.email);
+    const { temporalClient } = await import('../lib/temporal');
+    const { workflowIdOf } = await import('../workflows/messages');
+    const { events } = await (await temporalClient()).workflow.getHandle(workflowIdOf(flow.flowId)!).fetchHistory();
+    expect(events?.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
+  });
+
+  test('cut short (the API killed after the flow took it), the worker sweep sends it; one the flow never took is never sent', async () => {
+    const { findClaimAndIssueCode } = await import('../domain/recovery');
+    const { recordResetStart, recordResetTarget } = await import('../domain/flow-record');
+    const { newFlowId } = await import('../lib/secrets');
+    const acc = await makeAccount();
+    const issue = async (taken: boolean) => {
+      const flowId = newFlowId('password_reset');
+      await recordResetStart(flowId, acc.email, Date.now() + 600_000);
+      const found = await findClaimAndIssueCode({ flowId, identifier: acc.email, codeId: crypto.randomUUID(), ttlMs: 600_000, courier: true });
+      if (taken) await recordResetTarget(flowId, found);
+      return flowId;
+    };
+    const [taken, untaken] = [await issue(true), await issue(false)];
+    await sleep(500);
+    expect(await outboxOf(acc.email, taken)).toHaveLength(0); // nobody sent it: the API "died" before sendSoon
+    await h.api.waitForMessage(acc.email, { match: /verification code is \d{6}/, timeoutMs: 15_000 });
+    expect(await outboxOf(acc.email, taken)).toHaveLength(1);
+    await sleep(3_000); // a sweep or two more
+    expect(await outboxOf(acc.email, untaken)).toHaveLength(0);
+    expect(await outboxOf(acc.email, taken)).toHaveLength(1);
+  }, 30_000);
+
+  test('the API and sweeps sending the same code at once send it once', async () => {
+    const { findClaimAndIssueCode } = await import('../domain/recovery');
+    const { recordResetStart, recordResetTarget } = await import('../domain/flow-record');
+    const { sendCode, sweepCourier } = await import('../domain/courier');
+    const { Code } = await import('../db/models');
+    const { newFlowId } = await import('../lib/secrets');
+    const acc = await makeAccount();
+    const flowId = newFlowId('password_reset');
+    const codeId = crypto.randomUUID();
+    await recordResetStart(flowId, acc.email, Date.now() + 600_000);
+    await recordResetTarget(flowId, await findClaimAndIssueCode({ flowId, identifier: acc.email, codeId, ttlMs: 600_000, courier: true }));
+    await Code.updateOne({ _id: codeId }, { $set: { sendBy: new Date(Date.now() - 1) } }); // due for the sweep already
+    const sent = await Promise.all([...Array(10)].map((_, i) => (i % 2 ? sendCode(codeId) : sweepCourier().then((n) => n > 0))));
+    expect(sent.filter(Boolean)).toHaveLength(1);
+    await sleep(300);
+    expect(await outboxOf(acc.email, flowId)).toHaveLength(1);
+  });
+});
+
 describe('"Not working?"', () => {
   test('security questions right: the reset is held, every channel can veto, then it applies', async () => {
     const acc = await makeAccount();

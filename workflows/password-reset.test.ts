@@ -41,7 +41,9 @@ beforeEach(() => {
 });
 
 /** Starts a reset and passes its captcha as the API does: with the look-up, the claim and the first code. */
-async function atCode(opts: { settings?: Partial<FlowSettings>; ttlMs?: number; account?: boolean } = {}): Promise<{ handle: WorkflowHandle; flowId: string; flow: Flow }> {
+async function atCode(
+  opts: { settings?: Partial<FlowSettings>; ttlMs?: number; account?: boolean; sentByApi?: boolean } = {},
+): Promise<{ handle: WorkflowHandle; flowId: string; flow: Flow }> {
   const flowId = `${KIND_PREFIX.password_reset}${crypto.randomBytes(16).toString('base64url')}`;
   const handle = await w.start(passwordReset, {
     flowId,
@@ -52,7 +54,7 @@ async function atCode(opts: { settings?: Partial<FlowSettings>; ttlMs?: number; 
   const found =
     opts.account === false
       ? { channel: 'email' as const, destinationHint: 'o***r@example.com', questions: QUESTIONS, identifiers: [IDENTIFIER], codeId: 'code-none' }
-      : { ...ACCOUNT, hmac: digest('123456'), codeId: `code-${flowId}` };
+      : { ...ACCOUNT, hmac: digest('123456'), codeId: `code-${flowId}`, ...(opts.sentByApi ? { sentByApi: true } : {}) };
   const r = await handle.executeUpdate(submitCaptchaUpdate, { args: [{ answerDigest: digest('captcha'), passed: true, found }] });
   expect(r).toMatchObject({ ok: true, flow: { step: 'code' } });
   return { handle, flowId, flow: (r as { flow: Flow }).flow };
@@ -81,7 +83,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5_000): Pro
   }
 }
 
-test('the right code opens the new password step; one password, applied with the claim released; the flow completes', async () => {
+test('a first code the API does not send (an older API): the flow delivers it; the right code opens the new password step; one password, applied with the claim released; the flow completes', async () => {
   const { handle, flowId } = await atCode();
   await until('the code delivered', () => w.callsTo('deliverCode').length === 1);
   expect(w.callsTo('deliverCode')).toEqual([{ codeId: `code-${flowId}` }]);
@@ -93,6 +95,15 @@ test('the right code opens the new password step; one password, applied with the
   expect(await handle.result()).toMatchObject({ status: 'completed' });
   expect(w.callsTo('applyPasswordReset')).toEqual([{ flowId, accountId: ACCOUNT.accountId, passwordHash: '$argon2id$first', releaseClaimOf: IDENTIFIER }]);
   expect(w.callsTo('releaseRecoveryClaim')).toEqual([]); // released with the password, not by an activity of its own
+});
+
+test('a first code the API sends itself (domain/courier.ts): the flow starts no delivery of it, and the code still opens the password step', async () => {
+  const { handle } = await atCode({ sentByApi: true });
+  await new Promise((r) => setTimeout(r, 100));
+  expect(w.callsTo('deliverCode')).toEqual([]);
+  expect(outcome(await submit(handle, '123456'))).toBe('ok new_password');
+  const { events } = await handle.fetchHistory();
+  expect(events?.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
 });
 
 test('wrong codes count down and the last burns the code: then even the right one is refused', async () => {

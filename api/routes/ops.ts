@@ -1,14 +1,21 @@
 /** Operations: stuck flows from Temporal visibility, support cases and their decisions (OPS_TOKEN). */
 import { Router } from 'express';
 import { z } from 'zod';
-import { route } from '../registry';
+import { route, type RouteSpec } from '../registry';
 import { problem } from '../problem';
 import { temporalClient } from '../../lib/temporal';
 import { CASE_STATUSES, CaseError, decideCase, listCases, listFlows } from '../../ops/decisions';
 import { parseDuration } from '../../lib/duration';
 
 export const opsRouter = Router();
-const tag = 'Operations';
+
+/** A route for operators: under Operations in the docs, behind OPS_TOKEN. */
+function opsRoute<B extends z.ZodType | undefined = undefined, Q extends z.ZodType | undefined = undefined>(
+  spec: Omit<RouteSpec<B, Q>, 'tag' | 'auth'>,
+  handler: Parameters<typeof route<B, Q>>[2],
+): void {
+  route(opsRouter, { ...spec, tag: 'Operations', auth: 'ops' } as RouteSpec<B, Q>, handler);
+}
 
 const FlowsQuery = z
   .object({
@@ -37,14 +44,11 @@ const CasesQuery = z.object({ status: z.enum(CASE_STATUSES).optional() }).strict
 const CaseSchema = z.object({ caseId: z.string(), flowId: z.string(), accountId: z.string().optional(), status: z.string() }).passthrough();
 const DecisionBody = z.object({ reviewer: z.string().min(1).max(100), note: z.string().max(2000).default('') }).strict();
 
-route(
-  opsRouter,
+opsRoute(
   {
     method: 'get',
     path: '/v1/ops/flows',
     summary: 'Running flows, oldest step first (e.g. stuck at code for 1h)',
-    tag,
-    auth: 'ops',
     query: FlowsQuery,
     ok: { status: 200, description: 'Flows', schema: z.array(FlowRowSchema) },
   },
@@ -54,14 +58,11 @@ route(
   },
 );
 
-route(
-  opsRouter,
+opsRoute(
   {
     method: 'get',
     path: '/v1/ops/support-cases',
     summary: 'Support cases for reviewers',
-    tag,
-    auth: 'ops',
     query: CasesQuery,
     ok: { status: 200, description: 'Cases', schema: z.array(CaseSchema) },
   },
@@ -71,14 +72,11 @@ route(
 );
 
 for (const verdict of ['approve', 'reject'] as const) {
-  route(
-    opsRouter,
+  opsRoute(
     {
       method: 'post',
       path: `/v1/ops/support-cases/:caseId/${verdict}`,
       summary: verdict === 'approve' ? 'Approve a case: a code goes to its contact email' : 'Reject a case: the contact email is told why',
-      tag,
-      auth: 'ops',
       params: { caseId: { description: 'The case id' } },
       body: DecisionBody,
       ok: { status: 200, description: 'The case', schema: CaseSchema },
