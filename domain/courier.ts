@@ -1,24 +1,26 @@
 /**
  * A reset's first code goes out from the API that issued it, right after the flow took the passed captcha:
  * no activity and no workflow task of the flow's in between (Kratos' courier does the same: the message is
- * queued before the answer, and sent beside it). The code's record is the queue entry: `sendBy` marks a code
- * this path sends, and is when the worker's sweep may take it over if the API's send was cut short (the API
- * killed, the SMTP relay away). Each send first moves `sendBy` past its own lease, so the API and a sweep never
- * send at once; the delivery record (claimDelivery) keeps a send that is retried from sending twice what went out.
+ * queued, then sent beside the answer). Once the flow took the code, the API enters it in the courier queue
+ * (db/models.ts CourierQueue) with a lease and sends it; sent, the entry goes. An entry whose lease ran out
+ * (the API killed mid-send, the SMTP relay away) is the worker's sweep's to send, every 2 s, for as long as the
+ * code and its flow live. The lease keeps the API and a sweep, or two sweeps, from sending at once; the delivery
+ * record (claimDelivery) keeps a send that is retried from sending twice what went out.
  */
-import { Code } from '../db/models';
+import { Code, CourierQueue } from '../db/models';
 import { unseal } from '../lib/secrets';
 import { log } from '../lib/log';
+import { config } from '../lib/config';
 import type { Channel } from '../workflows/messages';
+import type { CodePurpose } from '../activities/codes';
 import { codeMessage, signUpExistsMessage } from './templates';
 import { claimDelivery, deliver } from './delivery';
-import { config } from '../lib/config';
-import { passedCaptcha } from './flow-record';
-import type { CodePurpose } from '../activities/codes';
+import { resetRecord } from './flow-record';
 
-/** How long after its issue a code the API sends is the sweep's to send, and how long one send may take. */
-export const COURIER_GRACE_MS = 5_000;
-const LEASE_MS = 15_000;
+/** How long one send may take before a sweep may send the code again (well past SMTP's own timeouts: domain/delivery.ts). */
+const LEASE_MS = 60_000;
+/** After a failed send, the first retry; each failure more doubles it, up to LEASE_MS. */
+const RETRY_MS = 2_000;
 
 /** What stays sealed on an issued code until delivery: the code, or a notice sent in its place. */
 export type Sealed = { code: string; ttlMs: number; notice?: undefined } | { notice: 'sign_up_exists' };
@@ -36,49 +38,58 @@ export async function deliverCodeRecord(doc: CodeRecord, claimed?: { status?: st
   } else {
     await deliver({ key: `code:${doc._id}`, ...to, ...codeMessage(doc.purpose as CodePurpose, sealed.code, sealed.ttlMs) }, claimed);
   }
-  await Code.updateOne({ _id: doc._id }, { $set: { deliveredAt: new Date() }, $unset: { sealed: 1, sendBy: 1 } });
+  await Code.updateOne({ _id: doc._id }, { $set: { deliveredAt: new Date() }, $unset: { sealed: 1 } });
 }
 
 /**
- * Sends code `codeId` if it is the courier's and nobody is sending it now: the API's send takes a code still in its
- * grace period, the sweep's (`due`) one whose sendBy has passed; either moves sendBy past its lease first.
+ * Sends the code whose lease this caller holds, and takes it off the queue (also when the code can no longer be used).
+ * A send that failed (the relay refused, the database away) is tried again by a sweep, sooner each time it has failed less.
  */
-export async function sendCode(codeId: string, due?: Date): Promise<boolean> {
-  const now = Date.now();
-  const free = due ?? new Date(now + COURIER_GRACE_MS); // a lease runs to now + LEASE_MS, past both
-  const doc = await Code.findOneAndUpdate(
-    { _id: codeId, sendBy: { $lte: free }, expiresAt: { $gt: new Date(now) } },
-    { $set: { sendBy: new Date(now + LEASE_MS) } },
-    { returnDocument: 'after' },
-  ).lean();
-  if (!doc) return false;
-  await deliverCodeRecord(doc, await claimDelivery(`code:${codeId}`));
-  return true;
-}
-
-/** The API's send, right after the flow took the code: not awaited by the answer, and never failing it. */
-export function sendSoon(codeId: string): void {
-  sendCode(codeId).catch((err: unknown) => log.warn({ err: String(err), codeId }, 'first code not sent: the sweep will send it'));
+async function sendLeased(codeId: string): Promise<boolean> {
+  try {
+    const doc = await Code.findById(codeId).lean();
+    if (doc && !doc.deliveredAt && doc.expiresAt && doc.expiresAt.getTime() > Date.now()) await deliverCodeRecord(doc, await claimDelivery(`code:${codeId}`));
+    await CourierQueue.deleteOne({ _id: codeId });
+    return !!doc?.sealed && !doc.deliveredAt;
+  } catch (err) {
+    const failed = await CourierQueue.findOneAndUpdate({ _id: codeId }, { $inc: { failures: 1 } }, { returnDocument: 'after' })
+      .lean()
+      .catch(() => null);
+    const retryInMs = Math.min(RETRY_MS * 2 ** Math.max((failed?.failures ?? 1) - 1, 0), LEASE_MS);
+    await CourierQueue.updateOne({ _id: codeId }, { $set: { sendBy: new Date(Date.now() + retryInMs) } }).catch(() => undefined);
+    throw err;
+  }
 }
 
 /**
- * The worker's sweep: sends every code of the courier's whose send was cut short, if its flow took it (the reset's
- * record says its captcha passed; an API killed before the flow took the code leaves one nobody may send).
- * Returns how many it sent.
+ * The API's send, right after the flow took code `codeId` (its answer already gone): the queue entry is its lease.
+ * Not awaited, never failing the request: a send cut short is the sweep's.
+ */
+export function sendSoon(codeId: string, flowId: string, codeExpiresAt: Date): void {
+  CourierQueue.create({ _id: codeId, flowId, sendBy: new Date(Date.now() + LEASE_MS), expire: codeExpiresAt })
+    .then(() => sendLeased(codeId))
+    .catch((err: unknown) => log.warn({ err: String(err), codeId }, 'first code not sent: the sweep will send it'));
+}
+
+/**
+ * The worker's sweep: sends each queued code whose lease ran out, while its reset is open (not ended, before its
+ * deadline); a code of a reset that ended is dropped. Returns how many it sent.
  */
 export async function sweepCourier(limit = 100): Promise<number> {
   const now = new Date();
-  const due = await Code.find({ sendBy: { $lte: now }, expiresAt: { $gt: now } }, { _id: 1, flowId: 1 })
+  const due = await CourierQueue.find({ sendBy: { $lte: now } }, { _id: 1, flowId: 1 })
     .limit(limit)
     .lean();
   let sent = 0;
   for (const { _id, flowId } of due) {
     if (!_id) continue;
     try {
-      if (!(await passedCaptcha(flowId))) await Code.updateOne({ _id, sendBy: { $lte: now } }, { $unset: { sendBy: 1 } });
-      else if (await sendCode(_id, now)) sent += 1;
+      const leased = await CourierQueue.findOneAndUpdate({ _id, sendBy: { $lte: now } }, { $set: { sendBy: new Date(Date.now() + LEASE_MS) } }).lean();
+      if (!leased) continue; // another sweep has it
+      if ((await resetRecord(flowId))?.open !== true) await CourierQueue.deleteOne({ _id });
+      else if (await sendLeased(_id)) sent += 1;
     } catch (err) {
-      log.warn({ err: String(err), codeId: _id }, 'courier sweep: send failed, retried on the next sweep');
+      log.warn({ err: String(err), codeId: _id }, 'courier sweep: send failed, retried once its lease runs out');
     }
   }
   return sent;

@@ -4,7 +4,6 @@
  * identifier, and the code issued once the captcha is passed. Used by the API (which does it before it tells
  * the flow the captcha is passed) and by the worker's activities (flows that ran before that, and a fallback).
  */
-import { COURIER_GRACE_MS } from './courier';
 import { Account, Code, Counter } from '../db/models';
 import { identifierKey } from './limits';
 import { codeDigest, keyedDigest, newCode, seal } from '../lib/secrets';
@@ -129,7 +128,7 @@ export type FoundForCode = RecoveryTarget & { previousFlowId?: string; hmac?: st
  * account gets the same single write, a code record with no code in it that nothing can match, so the
  * captcha's answer takes as long either way. Retried, it answers with the code it stored the first time.
  */
-export async function findClaimAndIssueCode(input: { flowId: string; identifier: string; codeId: string; ttlMs: number; courier?: boolean }): Promise<FoundForCode> {
+export async function findClaimAndIssueCode(input: { flowId: string; identifier: string; codeId: string; ttlMs: number }): Promise<FoundForCode> {
   // the look-up and the claim at once (independent), then the code
   const [{ target, address }, previousFlowId] = await Promise.all([lookUpRecoveryTarget(input.identifier), claimPrevious(input)]);
   const claimed: FoundForCode = previousFlowId ? { ...target, previousFlowId } : target;
@@ -139,9 +138,7 @@ export async function findClaimAndIssueCode(input: { flowId: string; identifier:
   const hmac = codeDigest(input.flowId, code);
   const sealed = seal(input.codeId, { code, ttlMs: input.ttlMs });
   try {
-    // `courier`: the API sends it itself once the flow took it, the worker's sweep after COURIER_GRACE_MS if that was cut short
-    const sendBy = input.courier ? { sendBy: new Date(Date.now() + COURIER_GRACE_MS) } : {};
-    await Code.create(address ? { ...record, to: address, hmac, sealed, ...sendBy } : record);
+    await Code.create(address ? { ...record, to: address, hmac, sealed } : record);
     return address ? { ...claimed, hmac } : claimed;
   } catch (err) {
     if (!address && (err as { code?: number }).code === 11000) return claimed; // a retry: the record is there

@@ -60,7 +60,13 @@ export class CaptchaStep {
         await flow.movedOn('captcha');
         return flow.ok();
       },
-      { validator: flow.expect('captcha') },
+      {
+        validator: (...args: unknown[]) => {
+          flow.expect('captcha')(...args);
+          // one passed captcha per flow: a second one answered meanwhile (its own look-up and code) is refused
+          if (this.passed) throw stepMismatch();
+        },
+      },
     );
   }
 }

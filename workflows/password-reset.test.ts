@@ -106,6 +106,22 @@ test('a first code the API sends itself (domain/courier.ts): the flow starts no 
   expect(events?.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
 });
 
+test('two passed captchas at once (two pictures answered): the flow takes one, and refuses the other with its code', async () => {
+  const flowId = `${KIND_PREFIX.password_reset}${crypto.randomBytes(16).toString('base64url')}`;
+  const handle = await w.start(passwordReset, { flowId, identifier: IDENTIFIER, settings: QUICK, expiresAt: Date.now() + 600_000 });
+  const answer = (n: number) =>
+    refusal(
+      handle.executeUpdate(submitCaptchaUpdate, {
+        args: [{ answerDigest: digest(`captcha-${n}`), passed: true, found: { ...ACCOUNT, hmac: digest(`12345${n}`), codeId: `code-${n}`, sentByApi: true } }],
+      }),
+    );
+  const outcomes = await Promise.all([1, 2, 3, 4, 5].map(answer));
+  expect(outcomes.filter((o) => o === 'accepted')).toHaveLength(1);
+  expect(outcomes.filter((o) => o === STEP_MISMATCH)).toHaveLength(4);
+  const taken = outcomes.indexOf('accepted') + 1;
+  expect(outcome(await submit(handle, `12345${taken}`))).toBe('ok new_password');
+});
+
 test('wrong codes count down and the last burns the code: then even the right one is refused', async () => {
   const { handle } = await atCode();
   const answers = [];
