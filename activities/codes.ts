@@ -1,9 +1,10 @@
 /** Issuing and delivering one-time codes. Only the HMAC leaves this file; the code is sealed until it is sent. */
 import { Account, Code, Contact } from '../db/models';
-import { codeDigest, newCode, seal } from '../lib/secrets';
+import { config } from '../lib/config';
+import { codeDigest, newCode, seal, unseal } from '../lib/secrets';
 import type { Channel } from '../workflows/messages';
-import { claimDelivery } from '../domain/delivery';
-import { deliverCodeRecord, type Sealed } from '../domain/courier';
+import { codeMessage, signUpExistsMessage } from '../domain/templates';
+import { claimDelivery, deliver } from '../domain/delivery';
 import { contactKey } from '../domain/accounts';
 import { takeSignUpMessage } from '../domain/limits';
 
@@ -20,6 +21,9 @@ export interface IssueCodeInput {
   to?: string;
   ttlMs: number;
 }
+
+/** What stays sealed on an issued code until delivery: the code, or a notice sent in its place. */
+type Sealed = { code: string; ttlMs: number; notice?: undefined } | { notice: 'sign_up_exists' };
 
 /**
  * Issues a code and returns its HMAC. A sign-up code for a phone or email that already has an
@@ -89,5 +93,14 @@ export async function deliverCode({ codeId }: { codeId: string }): Promise<void>
   // the code, and its delivery record claimed at once (only a code's message can be keyed by its id)
   const [doc, claimed] = await Promise.all([Code.findById(codeId).lean(), claimDelivery(`code:${codeId}`)]);
   if (!doc) throw new Error(`code ${codeId} not found`);
-  await deliverCodeRecord(doc, claimed);
+  if (doc.deliveredAt || !doc.sealed) return;
+  const sealed = unseal<Sealed>(codeId, doc.sealed);
+  const to = { channel: doc.channel as Channel, to: doc.to!, flowId: doc.flowId };
+  if (sealed.notice) {
+    // One notice per flow, however often the code is "resent".
+    await deliver({ key: `sign-up-exists:${doc.flowId}`, ...to, ...signUpExistsMessage(config().publicUrl) });
+  } else {
+    await deliver({ key: `code:${codeId}`, ...to, ...codeMessage(doc.purpose as CodePurpose, sealed.code, sealed.ttlMs) }, claimed);
+  }
+  await Code.updateOne({ _id: codeId }, { $set: { deliveredAt: new Date() }, $unset: { sealed: 1 } });
 }

@@ -180,30 +180,10 @@ const flowRecordSchema = new Schema(
 );
 export const FlowRecord = mongoose.model('FlowRecord', flowRecordSchema, 'flow_records');
 
-/**
- * The codes the API sends itself (domain/courier.ts), one entry while it is being sent: entered once the flow
- * took the code, removed once it went out or can no longer be used. `sendBy` is the lease of whoever sends it:
- * past it, the worker's sweep takes over. Small by design: the sweep reads all of it.
- */
-const courierQueueSchema = new Schema(
-  {
-    _id: String, // codeId
-    flowId: { type: String, required: true },
-    sendBy: { type: Date, required: true },
-    /** The code's own expiry: past it, nobody sends it. */
-    expire: { type: Date, required: true },
-    /** Sends that failed (a relay refusing): each one waits longer before the next (domain/courier.ts). */
-    failures: { type: Number, default: 0 },
-  },
-  { versionKey: false },
-);
-export const CourierQueue = mongoose.model('CourierQueue', courierQueueSchema, 'courier_queue');
-
 /** Documents that expire: a TTL index where the backend has them (MongoDB), else a sweep (FerretDB 1.x). */
 export const EXPIRING = [
   { model: Session, field: 'expiresAt', afterSeconds: 0 },
   { model: Code, field: 'expiresAt', afterSeconds: 86_400 },
   { model: Counter, field: 'expire', afterSeconds: 0 },
   { model: FlowRecord, field: 'expire', afterSeconds: 0 },
-  { model: CourierQueue, field: 'expire', afterSeconds: 0 },
 ] as const;

@@ -20,17 +20,13 @@ export interface Message {
  * One pooled SMTP transport for SMTP_URL: up to 5 connections, each kept open for the next message (a new
  * connection costs a TCP and often a TLS handshake, and maildev takes 100 ms to greet one). Pooling is asked
  * for in the URL: nodemailer reads a second argument as defaults for messages, not as transport options.
- * Settings given in SMTP_URL's own query win. Timeouts keep one send within the courier's lease (domain/courier.ts).
+ * Settings given in SMTP_URL's own query win.
  */
 export function createMailer(smtpUrl: string): Transporter {
   const url = new URL(smtpUrl);
   for (const [k, v] of [
     ['pool', 'true'],
     ['maxConnections', '5'],
-    // a send never takes longer than the courier's lease (domain/courier.ts), after which it may be sent again
-    ['connectionTimeout', '10000'],
-    ['greetingTimeout', '10000'],
-    ['socketTimeout', '30000'],
   ] as const)
     if (!url.searchParams.has(k)) url.searchParams.set(k, v);
   return nodemailer.createTransport(url.toString());

@@ -101,11 +101,6 @@ export async function answerChallenge(flowId: string, answer: string): Promise<{
   return { verdict: 'passed', record: asResetRecord(taken) };
 }
 
-/** Whether the reset's record says its captcha passed (the flow took the passed captcha, as far as the API knows). */
-export async function passedCaptcha(flowId: string): Promise<boolean> {
-  return !!(await FlowRecord.exists({ _id: flowId, passedCaptcha: true }));
-}
-
 /** A reset passed its captcha: whom it is for (accountId none for an unknown identifier). The same write either way. */
 export async function recordResetTarget(flowId: string, target: { accountId?: string; identifiers: string[] }): Promise<void> {
   await FlowRecord.updateOne({ _id: flowId }, { $set: { passedCaptcha: true, accountId: target.accountId, identifiers: target.identifiers } });

@@ -164,10 +164,15 @@ async function readCode(api: Client, to: string, flowId: string, deadline: numbe
 
 interface MaildevMail {
   messageId?: string;
+  text?: string;
   headers?: Record<string, string>;
 }
 
-/** Message count per code id in maildev (GET /email), read once the count is stable. */
+/**
+ * Message count per code id in maildev (GET /email), read once the count is stable. Only whole messages count: when
+ * maildev is stopped mid-DATA it still files what it got (the headers, no body), a message no SMTP server accepted
+ * (no final dot, no 250) and the sender rightly sends again.
+ */
 async function maildevCodeCounts(maildevUrl: string): Promise<Map<string, number>> {
   let last = -1;
   let mails: MaildevMail[] = [];
@@ -181,7 +186,7 @@ async function maildevCodeCounts(maildevUrl: string): Promise<Map<string, number
   const counts = new Map<string, number>();
   for (const m of mails) {
     const id = /code\.([0-9a-f-]{36})@account-recovery/.exec(`${m.messageId ?? ''} ${m.headers?.['message-id'] ?? ''}`)?.[1];
-    if (id) counts.set(id, (counts.get(id) ?? 0) + 1);
+    if (id && /verification code is \d{6}/.test(m.text ?? '')) counts.set(id, (counts.get(id) ?? 0) + 1);
   }
   return counts;
 }

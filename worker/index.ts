@@ -10,7 +10,6 @@ import { config } from '../lib/config';
 import { connectConfig, dataConverter } from '../lib/temporal';
 import { connectMongo, disconnectMongo, sweepExpired } from '../db/mongo';
 import { closeMailer } from '../domain/delivery';
-import { sweepCourier } from '../domain/courier';
 import { log } from '../lib/log';
 import * as activities from '../activities';
 
@@ -39,29 +38,13 @@ export async function createWorker(overrides: Partial<WorkerOptions> = {}): Prom
   return { worker, connection };
 }
 
-/** Every 2 s: the first codes the API issued and could not send (domain/courier.ts). */
-export function startCourierSweep(everyMs = 2_000): { stop(): void } {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    sweepCourier()
-      .catch((err: unknown) => log.warn({ err: String(err) }, 'courier sweep failed'))
-      .finally(() => (running = false));
-  }, everyMs);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
-}
-
 async function main(): Promise<void> {
   await connectMongo();
   const { worker, connection } = await createWorker();
   log.info({ taskQueue: config().TEMPORAL_TASK_QUEUE }, 'worker started');
   const sweeper = setInterval(() => void sweepExpired().catch((err) => log.warn({ err: String(err) }, 'sweep failed')), 10 * 60_000);
   sweeper.unref();
-  const courier = startCourierSweep();
   await worker.run(); // resolves after SIGTERM/SIGINT once in-flight work is done
-  courier.stop();
   await connection.close();
   await closeMailer();
   await disconnectMongo();

@@ -98,14 +98,13 @@ export class CodeStep {
 
   /**
    * Shows the step for a code already issued (its id and HMAC; no HMAC: nothing was sent and nothing matches)
-   * and starts its delivery, unless whoever issued it sends it (`deliver` false). No timer: a submission checks
-   * the code's expiry against the clock, and a flow parked at this step has one timer less to fire (and replay)
-   * while it waits for its deadline.
+   * and starts its delivery. No timer: a submission checks the code's expiry against the clock, and a flow
+   * parked at this step has one timer less to fire (and replay) while it waits for its deadline.
    */
-  sendIssued(codeId: string, hmac: string | undefined, deliver = true): void {
+  sendIssued(codeId: string, hmac: string | undefined): void {
     const now = Date.now();
     this.show({ codeId, hmac, expiresAt: now + this.ttlMs, attemptsLeft: this.settings.maxCodeAttempts, expired: false }, now);
-    if (deliver && this.target.deliverable && hmac) this.deliver(codeId);
+    if (this.target.deliverable && hmac) this.deliver(codeId);
   }
 
   private deliver(codeId: string): void {

@@ -31,19 +31,6 @@ import {
  */
 export const FEWER_TASKS_PATCH = 'fewer-tasks-per-flow';
 
-/**
- * Flows started since this patch leave a reset's first code to the API that issued it (domain/courier.ts): the
- * flow starts no activity to deliver it, and takes no workflow task when that activity ends. It is the newest
- * patch, so a new flow asks for it first and records its marker alone: a flow with it has FEWER_TASKS_PATCH's
- * behaviour too (`sinceFewerTasks`), without a marker more.
- */
-export const COURIER_PATCH = 'first-code-sent-by-the-api';
-
-/** FEWER_TASKS_PATCH or a newer patch (see COURIER_PATCH). */
-export function sinceFewerTasks(): boolean {
-  return patched(COURIER_PATCH) || patched(FEWER_TASKS_PATCH);
-}
-
 /** Thrown inside the flow body when the flow ended while it was waiting (expired, cancelled, superseded). */
 export class FlowEnded extends Error {}
 
@@ -90,7 +77,7 @@ export class FlowState {
 
   /** Waits until `ready()` holds; ends the flow `expired` at the deadline, and unwinds if it ended meanwhile. */
   async until(ready: () => boolean): Promise<void> {
-    this.oneTimer ??= sinceFewerTasks();
+    this.oneTimer ??= patched(FEWER_TASKS_PATCH);
     if (!this.oneTimer) {
       const inTime = await condition(() => ready() || !this.active, Math.max(this.deadline - Date.now(), 1));
       if (!inTime && this.active) this.end('expired', 'deadline');

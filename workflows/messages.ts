@@ -124,7 +124,7 @@ export const newCaptchaUpdate = defineUpdate<FlowResult, [{ answerDigest: string
 export interface CaptchaAnswer {
   answerDigest: string;
   passed?: boolean;
-  found?: FoundForCode & { codeId: string; /** The API sends this code itself (domain/courier.ts): the flow starts no delivery of it. */ sentByApi?: boolean };
+  found?: FoundForCode & { codeId: string };
 }
 export const submitCaptchaUpdate = defineUpdate<FlowResult, [CaptchaAnswer]>('submitCaptcha');
 export const submitCodeUpdate = defineUpdate<FlowResult, [{ codeDigest: string }]>('submitCode');

@@ -41,9 +41,7 @@ beforeEach(() => {
 });
 
 /** Starts a reset and passes its captcha as the API does: with the look-up, the claim and the first code. */
-async function atCode(
-  opts: { settings?: Partial<FlowSettings>; ttlMs?: number; account?: boolean; sentByApi?: boolean } = {},
-): Promise<{ handle: WorkflowHandle; flowId: string; flow: Flow }> {
+async function atCode(opts: { settings?: Partial<FlowSettings>; ttlMs?: number; account?: boolean } = {}): Promise<{ handle: WorkflowHandle; flowId: string; flow: Flow }> {
   const flowId = `${KIND_PREFIX.password_reset}${crypto.randomBytes(16).toString('base64url')}`;
   const handle = await w.start(passwordReset, {
     flowId,
@@ -54,7 +52,7 @@ async function atCode(
   const found =
     opts.account === false
       ? { channel: 'email' as const, destinationHint: 'o***r@example.com', questions: QUESTIONS, identifiers: [IDENTIFIER], codeId: 'code-none' }
-      : { ...ACCOUNT, hmac: digest('123456'), codeId: `code-${flowId}`, ...(opts.sentByApi ? { sentByApi: true } : {}) };
+      : { ...ACCOUNT, hmac: digest('123456'), codeId: `code-${flowId}` };
   const r = await handle.executeUpdate(submitCaptchaUpdate, { args: [{ answerDigest: digest('captcha'), passed: true, found }] });
   expect(r).toMatchObject({ ok: true, flow: { step: 'code' } });
   return { handle, flowId, flow: (r as { flow: Flow }).flow };
@@ -83,7 +81,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5_000): Pro
   }
 }
 
-test('a first code the API does not send (an older API): the flow delivers it; the right code opens the new password step; one password, applied with the claim released; the flow completes', async () => {
+test('the right code opens the new password step; one password, applied with the claim released; the flow completes', async () => {
   const { handle, flowId } = await atCode();
   await until('the code delivered', () => w.callsTo('deliverCode').length === 1);
   expect(w.callsTo('deliverCode')).toEqual([{ codeId: `code-${flowId}` }]);
@@ -97,28 +95,21 @@ test('a first code the API does not send (an older API): the flow delivers it; t
   expect(w.callsTo('releaseRecoveryClaim')).toEqual([]); // released with the password, not by an activity of its own
 });
 
-test('a first code the API sends itself (domain/courier.ts): the flow starts no delivery of it, and the code still opens the password step', async () => {
-  const { handle } = await atCode({ sentByApi: true });
-  await new Promise((r) => setTimeout(r, 100));
-  expect(w.callsTo('deliverCode')).toEqual([]);
-  expect(outcome(await submit(handle, '123456'))).toBe('ok new_password');
-  const { events } = await handle.fetchHistory();
-  expect(events?.filter((e) => e.activityTaskScheduledEventAttributes)).toEqual([]);
-});
-
-test('two passed captchas at once (two pictures answered): the flow takes one, and refuses the other with its code', async () => {
+test('two passed captchas at once (two pictures answered): the flow takes one, and refuses the others with their codes', async () => {
   const flowId = `${KIND_PREFIX.password_reset}${crypto.randomBytes(16).toString('base64url')}`;
   const handle = await w.start(passwordReset, { flowId, identifier: IDENTIFIER, settings: QUICK, expiresAt: Date.now() + 600_000 });
   const answer = (n: number) =>
     refusal(
       handle.executeUpdate(submitCaptchaUpdate, {
-        args: [{ answerDigest: digest(`captcha-${n}`), passed: true, found: { ...ACCOUNT, hmac: digest(`12345${n}`), codeId: `code-${n}`, sentByApi: true } }],
+        args: [{ answerDigest: digest(`captcha-${n}`), passed: true, found: { ...ACCOUNT, hmac: digest(`12345${n}`), codeId: `code-${n}` } }],
       }),
     );
   const outcomes = await Promise.all([1, 2, 3, 4, 5].map(answer));
   expect(outcomes.filter((o) => o === 'accepted')).toHaveLength(1);
   expect(outcomes.filter((o) => o === STEP_MISMATCH)).toHaveLength(4);
   const taken = outcomes.indexOf('accepted') + 1;
+  await until('the code delivered', () => w.callsTo('deliverCode').length === 1);
+  expect(w.callsTo('deliverCode')).toEqual([{ codeId: `code-${taken}` }]); // the refused ones' codes are never sent
   expect(outcome(await submit(handle, `12345${taken}`))).toBe('ok new_password');
 });
 

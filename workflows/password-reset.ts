@@ -13,12 +13,12 @@
  */
 import { patched, setHandler, uuid4 } from '@temporalio/workflow';
 import { db, quickDb, slow } from './activities-proxy';
-import { COURIER_PATCH, FlowState, sinceFewerTasks, supersede } from './flow-state';
+import { FEWER_TASKS_PATCH, FlowState, supersede } from './flow-state';
 import { AccountAttempts, CodeStep } from './code-step';
 import { CaptchaStep, IdentityProof } from './identity-proof';
 import { Hold } from './hold';
-import type { RecoveryTarget } from '../domain/recovery';
-import { stepMismatch, resendCodeUpdate, setPasswordUpdate, submitCodeUpdate, supersededSignal, type CaptchaAnswer, type Flow, type FlowSettings } from './messages';
+import type { FoundForCode, RecoveryTarget } from '../domain/recovery';
+import { stepMismatch, resendCodeUpdate, setPasswordUpdate, submitCodeUpdate, supersededSignal, type Flow, type FlowSettings } from './messages';
 
 export interface PasswordResetInput {
   flowId: string;
@@ -40,7 +40,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
   let attempts = new AccountAttempts(undefined);
   let claimReleased = false;
   /** The look-up, claim and code the API did with the passed captcha. */
-  let foundByApi: CaptchaAnswer['found'];
+  let foundByApi: (FoundForCode & { codeId: string }) | undefined;
 
   flow.serve({
     subject: () => ({ subjectAccountId: subject.accountId, identifiers: subject.identifiers, identifier: input.identifier }),
@@ -78,7 +78,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
     },
   );
   // (a flow with the newer patch needs not ask for the older one: that would cost it a marker more)
-  const fewer = sinceFewerTasks();
+  const fewer = patched(FEWER_TASKS_PATCH);
   const oneLookup = fewer || patched(ONE_LOOKUP_PATCH);
   const found = (target: RecoveryTarget) => (subject = { accountId: target.accountId, identifiers: target.identifiers });
 
@@ -114,9 +114,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
         target = withCode;
         found(target);
         if (target.previousFlowId) void supersede(target.previousFlowId, flowId);
-        // since COURIER_PATCH the API sends the code it issued (it says so): no delivery activity of the flow's
-        const sentByApi = foundByApi?.sentByApi === true && patched(COURIER_PATCH);
-        codeStep().sendIssued(codeId, withCode.hmac, !sentByApi);
+        codeStep().sendIssued(codeId, withCode.hmac);
       } else {
         if (oneLookup) {
           // Since ONE_LOOKUP_PATCH: one activity after the captcha: the look-up and the claim. The superseded
@@ -180,7 +178,7 @@ const RELEASE_CLAIMED_PATCH = 'release-the-claimed-reset-marker';
  */
 const ONE_LOOKUP_PATCH = 'one-lookup-after-the-captcha';
 
-// FEWER_TASKS_PATCH and COURIER_PATCH (flow-state.ts): flows started since take the look-up, claim and code from the update that
+// FEWER_TASKS_PATCH (flow-state.ts): flows started since take the look-up, claim and code from the update that
 // passed the captcha (the API did them: domain/recovery.ts), or do them in one activity (findClaimAndIssueCode), and
 // release their claim with the new password (applyPasswordReset): three activities and three workflow tasks fewer.
 

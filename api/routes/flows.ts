@@ -27,7 +27,6 @@ import {
   type ResetRecord,
 } from '../../domain/flow-record';
 import { findClaimAndIssueCode } from '../../domain/recovery';
-import { sendSoon } from '../../domain/courier';
 import { randomUUID } from 'node:crypto';
 import {
   KIND_SLUG,
@@ -191,9 +190,7 @@ flowRoute(
     // A reset's look-up, claim and code, done here so the flow shows the code step in the task that takes this
     // update (the same work for an unknown identifier: domain/recovery.ts), and whom it is for kept in its record.
     const codeId = randomUUID();
-    const issued = record && (await findClaimAndIssueCode({ flowId, identifier: record.identifier, codeId, ttlMs: config().RESET_CODE_TTL }));
-    // a code with an address on file is sent from here once the flow took it (domain/courier.ts), not by an activity of the flow
-    const found = issued ? { ...issued, codeId, ...(issued.hmac ? { sentByApi: true } : {}) } : undefined;
+    const found = record ? { ...(await findClaimAndIssueCode({ flowId, identifier: record.identifier, codeId, ttlMs: config().RESET_CODE_TTL })), codeId } : undefined;
     // (the record is written while the flow takes the update: the client's next request comes after both; a flow that
     // does not take it after all leaves the record at the captcha)
     const [taken] = await Promise.allSettled([
@@ -206,8 +203,6 @@ flowRoute(
     }
     if (found?.previousFlowId) await recordEnded(found.previousFlowId); // the flow tells the one it supersedes
     res.json(taken.value);
-    // after the answer: an account's answer takes no longer than an unknown identifier's
-    if (found?.sentByApi) sendSoon(codeId, flowId, new Date(Date.now() + config().RESET_CODE_TTL));
   },
 );
 

@@ -26,9 +26,6 @@
  * patched('one-lookup-after-the-captcha') (workflows/password-reset.ts),
  * patched('hold-unproven-changes-and-count-guesses-in-the-api') (workflows/change-contact.ts) and
  * patched('answer-attempts-taken-before-the-check') (workflows/answer-attempts.ts).
- * And for password-reset.v4-* and sign-up.v4-* (and change-*.v5-*): recorded before patched('fewer-tasks-per-flow')
- * (workflows/flow-state.ts). And for every *.v6-*: recorded by commit 4444db2 (the reset's first code delivered by
- * an activity of the flow, the FEWER_TASKS_PATCH marker), before patched('first-code-sent-by-the-api').
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -41,7 +41,7 @@ export async function startHarness(name: string, env: Record<string, string> = {
     ...env,
   });
   const { connectMongo, disconnectMongo } = await import('../../db/mongo');
-  const { createWorker, startCourierSweep } = await import('../../worker');
+  const { createWorker } = await import('../../worker');
   const { createApp } = await import('../../api/app');
   const { closeTemporalClient } = await import('../../lib/temporal');
   const { closeMailer } = await import('../../domain/delivery');
@@ -57,10 +57,8 @@ export async function startHarness(name: string, env: Record<string, string> = {
   const startWorker = async () => {
     const { worker, connection } = await createWorker({ workflowBundle: bundle, workflowsPath: undefined });
     const done = worker.run();
-    const courier = startCourierSweep(); // as worker/index.ts runs it
     running = {
       stop: async () => {
-        courier.stop();
         worker.shutdown();
         await done;
         await connection.close();
