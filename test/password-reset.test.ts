@@ -295,6 +295,25 @@ describe('flow control', () => {
     expect({ flowId: again.body.flowId, step: again.body.step, flowSecret: again.body.flowSecret }).toEqual({ flowId: id, step: 'code', flowSecret: first.body.flowSecret });
   });
 
+  test('30 starts at once with one Idempotency-Key: one flow, one secret, for an account and an unknown identifier alike; a stranger with the key gets another flow', async () => {
+    const acc = await makeAccount();
+    for (const identifier of [acc.email, `nobody-${crypto.randomBytes(4).toString('hex')}@example.com`]) {
+      const key = `burst-${crypto.randomBytes(8).toString('hex')}`;
+      const replies = await Promise.all([...Array(30)].map(() => h.api.post('/v1/flows/password-reset', { identifier }, { 'idempotency-key': key })));
+      expect(new Set(replies.map((r) => r.status))).toEqual(new Set([201]));
+      expect(new Set(replies.map((r) => `${r.body.flowId} ${r.body.flowSecret} ${r.body.step}`)).size).toBe(1);
+      expect(replies[0]!.body.step).toBe('captcha');
+      const { temporalClient } = await import('../lib/temporal');
+      const { workflowIdOf } = await import('../workflows/messages');
+      const runs = await (await temporalClient()).workflow.count(`WorkflowId = '${workflowIdOf(replies[0]!.body.flowId)}'`);
+      expect(runs.count).toBe(1);
+      // the same key for another identifier (a stranger who learned it) names another flow
+      const stranger = await h.api.post('/v1/flows/password-reset', { identifier: `other-${crypto.randomBytes(4).toString('hex')}@example.com` }, { 'idempotency-key': key });
+      expect(stranger.status).toBe(201);
+      expect(stranger.body.flowId).not.toBe(replies[0]!.body.flowId);
+    }
+  });
+
   test('DELETE cancels; a cancelled flow accepts nothing', async () => {
     const acc = await makeAccount();
     const flow = await h.api.resetToCode(acc.email);

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { QUICK, workflowEnv, type WorkflowEnv } from '../test/support/workflow-env';
+import { waitFor } from '../scripts/stack/wait';
 import { passwordReset } from './password-reset';
 import { KIND_PREFIX, STEP_MISMATCH, supersededSignal, type Flow, type FlowResult, type FlowSettings } from './messages';
 import { notWorkingUpdate, resendCodeUpdate, setPasswordUpdate, submitAnswersUpdate, submitCaptchaUpdate, submitCodeUpdate } from './messages';
@@ -73,13 +74,8 @@ async function refusal(p: Promise<unknown>): Promise<string> {
   }
 }
 
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Waits (5 s at most) for what the faked activities saw. */
+const until = (what: string, check: () => boolean) => waitFor(what, check, { timeoutMs: 5_000, intervalMs: 20 });
 
 test('the right code opens the new password step; one password, applied with the claim released; the flow completes', async () => {
   const { handle, flowId } = await atCode();

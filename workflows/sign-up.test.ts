@@ -5,6 +5,7 @@
 import crypto from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { QUICK, workflowEnv, type WorkflowEnv } from '../test/support/workflow-env';
+import { waitFor } from '../scripts/stack/wait';
 import { signUp, type SignUpInput } from './sign-up';
 import { KIND_PREFIX, consentUpdate, firstStepUpdate, setPasswordUpdate, submitCaptchaUpdate, submitCodeUpdate, type FlowResult } from './messages';
 
@@ -75,7 +76,7 @@ test('while the message budget is spent, the captcha comes first and nothing is 
   await new Promise((r) => setTimeout(r, 100));
   expect(w.callsTo('issueCode')).toEqual([]);
   expect(outcome(await passCaptcha(h))).toBe('ok code'); // the step shows at once; the code is issued meanwhile
-  for (let i = 0; i < 100 && w.callsTo('deliverCode').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('the code delivered', () => w.callsTo('deliverCode').length > 0, { timeoutMs: 2_000, intervalMs: 20 });
   expect(w.callsTo('issueCode')).toHaveLength(1);
   expect(outcome(await h.executeUpdate(submitCodeUpdate, { args: [{ codeDigest: digest('123456') }] }))).toBe('ok consent'); // no second captcha
 });

@@ -45,14 +45,8 @@ export async function startHarness(name: string, env: Record<string, string> = {
   const { createApp } = await import('../../api/app');
   const { closeTemporalClient } = await import('../../lib/temporal');
   const { closeMailer } = await import('../../domain/delivery');
-  const { bundleWorkflowCode, Runtime, DefaultLogger } = await import('@temporalio/worker');
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // already installed by an earlier harness in this process
-  }
   await connectMongo();
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger });
+  const bundle = await quietWorkflowBundle();
   let running: { stop: () => Promise<void> } | undefined;
   const startWorker = async () => {
     const { worker, connection } = await createWorker({ workflowBundle: bundle, workflowsPath: undefined });
@@ -89,7 +83,20 @@ export async function startHarness(name: string, env: Record<string, string> = {
   };
 }
 
-const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } as never;
+/**
+ * The workflows bundled for this test file's worker, with the SDK's runtime logging warnings only (once per
+ * process) and the bundler's chatter dropped.
+ */
+export async function quietWorkflowBundle() {
+  const { bundleWorkflowCode, Runtime, DefaultLogger } = await import('@temporalio/worker');
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // already installed by an earlier file in this process
+  }
+  const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } as never;
+  return bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quiet });
+}
 
 export interface Reply<T = any> {
   status: number;

@@ -6,7 +6,8 @@
  */
 import crypto from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { quietWorkflowBundle } from './harness';
 import type { Workflow } from '@temporalio/common';
 import type { WorkflowStartOptions } from '@temporalio/client';
 import type * as activities from '../../activities';
@@ -41,11 +42,6 @@ export interface WorkflowEnv {
 export async function workflowEnv(fakes: FakeActivities): Promise<WorkflowEnv> {
   const address = process.env.TEMPORAL_ADDRESS;
   if (!address) throw new Error('TEMPORAL_ADDRESS is not set: run through npm test (TEST_STAGES=jest npm test -- workflows/)');
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // installed by an earlier file in this process
-  }
   const env = await TestWorkflowEnvironment.createFromExistingServer({ address, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
   const taskQueue = `workflow-test-${crypto.randomBytes(4).toString('hex')}`;
   const calls: [string, unknown][] = [];
@@ -58,8 +54,7 @@ export async function workflowEnv(fakes: FakeActivities): Promise<WorkflowEnv> {
       },
     ]),
   );
-  const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } as never;
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quiet });
+  const workflowBundle = await quietWorkflowBundle();
   const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle, activities: recorded });
   const running = worker.run();
   return {
