@@ -41,7 +41,6 @@ export interface ResetRecord {
   accountId?: string;
   identifiers: string[];
   viaSupport: boolean;
-  ended: boolean;
   atNewPassword: boolean;
   /** Not cancelled, superseded or past its deadline, as far as the API knows (the flow stays the judge). */
   open: boolean;
@@ -74,7 +73,6 @@ function asResetRecord(r: FlowRecordDoc | null): ResetRecord | undefined {
     accountId: r.accountId ?? undefined,
     identifiers: r.identifiers ?? [],
     viaSupport: !!r.viaSupport,
-    ended: !!r.ended,
   };
 }
 
