@@ -4,10 +4,8 @@
  * more answers than the flow allows; before it each one waited on its check with the count untouched,
  * and ten simultaneous submissions were all checked (each three argon2 verifications).
  */
-import { patched } from '@temporalio/workflow';
 import { stepMismatch } from './messages';
-
-const ANSWERS_TAKEN_FIRST_PATCH = 'answer-attempts-taken-before-the-check';
+import { ANSWERS_TAKEN_FIRST_PATCH, hasPatch } from './patches';
 
 export class AnswerAttempts {
   private checking = 0;
@@ -17,7 +15,7 @@ export class AnswerAttempts {
 
   /** Before the check: takes an attempt; with none left the submission is refused unchecked (409, like a step that is over). */
   take(): void {
-    this.takenFirst ??= patched(ANSWERS_TAKEN_FIRST_PATCH);
+    this.takenFirst ??= hasPatch(ANSWERS_TAKEN_FIRST_PATCH);
     if (!this.takenFirst) return;
     if (this.left <= 0) throw stepMismatch('No attempt is left.');
     this.left -= 1;

@@ -15,7 +15,8 @@
  * A pending change ends `cancelled` when its user signs out, when a password reset completes, or
  * when a newer change of the same kind starts.
  */
-import { condition, patched, setHandler } from '@temporalio/workflow';
+import { condition, setHandler } from '@temporalio/workflow';
+import { CHANGE_RULES_PATCH, hasPatch } from './patches';
 import { db, quickDb } from './activities-proxy';
 import { FlowEnded, FlowState, supersede } from './flow-state';
 import { Hold } from './hold';
@@ -50,13 +51,6 @@ export interface ChangeContactInput {
   expiresAt: number;
 }
 
-/**
- * Flows started since this patch hold a change proven by security answers or support (not by a code to
- * a channel on file) before making it, as a reset does (before it the change was made at once), and
- * leave counting wrong guesses to the API (before it an activity counted each one a second time).
- */
-const CHANGE_RULES_PATCH = 'hold-unproven-changes-and-count-guesses-in-the-api';
-
 export async function changePhone(input: ChangeContactInput): Promise<Flow> {
   return changeContact('phone', input);
 }
@@ -76,7 +70,7 @@ async function changeContact(what: ContactKind, input: ChangeContactInput): Prom
   const flow = new FlowState(flowId, k.kind, 'code', input.expiresAt);
   // Since this patch wrong guesses are counted by the API alone (domain/limits.ts, before each guess), and a
   // change proven without a channel on file is held.
-  const v11 = patched(CHANGE_RULES_PATCH);
+  const v11 = hasPatch(CHANGE_RULES_PATCH);
   const attempts = new AccountAttempts(v11 ? undefined : accountId);
 
   let identity: IdentityProof | undefined;

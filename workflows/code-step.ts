@@ -3,7 +3,8 @@
  * attempts, resend with cooldown and limit. The code itself never enters the workflow: an activity
  * generates it and returns its HMAC; the API sends the HMAC of what the user typed.
  */
-import { patched, sleep, uuid4 } from '@temporalio/workflow';
+import { sleep, uuid4 } from '@temporalio/workflow';
+import { SHOW_BEFORE_ISSUE_PATCH, hasPatch } from './patches';
 import { quickDb, delivery } from './activities-proxy';
 import { FlowState, sameDigest } from './flow-state';
 import type { Channel, Flow, FlowResult, FlowSettings } from './messages';
@@ -22,12 +23,6 @@ export interface CodeTarget {
   /** More to show with the step (e.g. `holdSeconds`). */
   view?: Partial<Flow>;
 }
-
-/**
- * Flows started since this patch show the code step before the code is issued (the update that moved
- * them there answers in one workflow task, with or without an account); before it, after.
- */
-export const SHOW_BEFORE_ISSUE_PATCH = 'code-step-shown-before-the-code-is-issued';
 
 interface IssuedCode {
   codeId: string;
@@ -83,7 +78,7 @@ export class CodeStep {
       void sleep(this.ttlMs).then(() => {
         code.expired = true;
       });
-    if (patched(SHOW_BEFORE_ISSUE_PATCH)) {
+    if (hasPatch(SHOW_BEFORE_ISSUE_PATCH)) {
       // The step shows at once, for an account and for an unknown identifier alike: the answer that
       // moved the flow here returns before the code is issued, in the same time whether or not one is.
       this.show(code, now);
@@ -168,7 +163,7 @@ export class CodeStep {
     const wait = this.resendAt - Date.now();
     if (wait > 0) return this.flow.fail('resend_too_soon', { retryAfterMs: wait });
     this.resendsLeft -= 1;
-    if (patched(SHOW_BEFORE_ISSUE_PATCH)) {
+    if (hasPatch(SHOW_BEFORE_ISSUE_PATCH)) {
       // The new code shows at once and is issued meanwhile: a resend answers in the same time with or without an account.
       void this.send().catch(() => undefined); // a code that could not be issued matches nothing: the user resends
     } else {

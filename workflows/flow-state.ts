@@ -1,14 +1,16 @@
 /**
  * The state every flow keeps, and the one way it moves: `goTo(step)` / `end(status)`. Each move is
- * upserted as search attributes so the Temporal UI can filter "resets stuck at code for an hour".
+ * upserted as search attributes so the Temporal UI can filter "resets stuck at code for an hour" (the first
+ * step's come with the start: flowAttributes in messages.ts).
  */
-import { CancellationScope, condition, getExternalWorkflowHandle, patched, setHandler, sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, condition, getExternalWorkflowHandle, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { FEWER_TASKS_PATCH, hasPatch } from './patches';
 import {
   FLOW_KIND,
   FLOW_STATUS,
   FLOW_STEP,
-  FLOW_STEP_SINCE,
   cancelUpdate,
+  flowAttributes,
   flowEnded,
   flowQuery,
   flowSubjectQuery,
@@ -23,13 +25,6 @@ import {
   type FlowError,
   type FlowSubject,
 } from './messages';
-
-/**
- * Flows started since this patch keep one timer for their deadline instead of one per step (FlowState.until);
- * a reset also takes its look-up, claim and code from the API with the passed captcha (password-reset.ts). One
- * patch for both: each patch a flow meets costs it a marker and a search-attribute update (TemporalChangeVersion).
- */
-export const FEWER_TASKS_PATCH = 'fewer-tasks-per-flow';
 
 /** Thrown inside the flow body when the flow ended while it was waiting (expired, cancelled, superseded). */
 export class FlowEnded extends Error {}
@@ -53,7 +48,10 @@ export class FlowState {
   ) {
     this.step = firstStep;
     this.deadline = deadline;
-    this.publish();
+    // A flow started with these search attributes (api/routes/flows.ts startFlow) needs not write them again: one
+    // history event and one visibility write less. The start event decides, so every replay decides the same.
+    const started = workflowInfo().typedSearchAttributes;
+    if (started.get(FLOW_KIND) !== kind || started.get(FLOW_STEP) !== firstStep || started.get(FLOW_STATUS) !== 'active') this.publish();
   }
 
   get active(): boolean {
@@ -77,7 +75,7 @@ export class FlowState {
 
   /** Waits until `ready()` holds; ends the flow `expired` at the deadline, and unwinds if it ended meanwhile. */
   async until(ready: () => boolean): Promise<void> {
-    this.oneTimer ??= patched(FEWER_TASKS_PATCH);
+    this.oneTimer ??= hasPatch(FEWER_TASKS_PATCH);
     if (!this.oneTimer) {
       const inTime = await condition(() => ready() || !this.active, Math.max(this.deadline - Date.now(), 1));
       if (!inTime && this.active) this.end('expired', 'deadline');
@@ -177,12 +175,7 @@ export class FlowState {
   }
 
   private publish(): void {
-    upsertSearchAttributes([
-      { key: FLOW_KIND, value: this.kind },
-      { key: FLOW_STEP, value: this.step },
-      { key: FLOW_STATUS, value: this.status },
-      { key: FLOW_STEP_SINCE, value: new Date() },
-    ]);
+    upsertSearchAttributes(flowAttributes(this.kind, this.step, this.status, new Date()));
   }
 }
 

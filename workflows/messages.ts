@@ -171,6 +171,16 @@ export const FLOW_STEP = defineSearchAttributeKey('FlowStep', SearchAttributeTyp
 export const FLOW_STATUS = defineSearchAttributeKey('FlowStatus', SearchAttributeType.KEYWORD);
 export const FLOW_STEP_SINCE = defineSearchAttributeKey('FlowStepSince', SearchAttributeType.DATETIME);
 
+/** A flow's search attributes at `step` (FlowState upserts them at each move; a start gives the first step's). */
+export function flowAttributes(kind: FlowKind, step: FlowStep, status: FlowStatus, since: Date) {
+  return [
+    { key: FLOW_KIND, value: kind },
+    { key: FLOW_STEP, value: step },
+    { key: FLOW_STATUS, value: status },
+    { key: FLOW_STEP_SINCE, value: since },
+  ];
+}
+
 /** Workflow ids say what they are: `password-reset/<flowId>`. The flowId's prefix names the kind. */
 export const KIND_PREFIX: Record<FlowKind, string> = {
   password_reset: 'rst_',

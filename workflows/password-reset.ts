@@ -11,9 +11,10 @@
  * An identifier that matches no account walks the same steps with the same answers; nothing is sent
  * and no code or answer is ever accepted.
  */
-import { patched, setHandler, uuid4 } from '@temporalio/workflow';
+import { setHandler, uuid4 } from '@temporalio/workflow';
 import { db, quickDb, slow } from './activities-proxy';
-import { FEWER_TASKS_PATCH, FlowState, supersede } from './flow-state';
+import { FlowState, supersede } from './flow-state';
+import { FEWER_TASKS_PATCH, ONE_LOOKUP_PATCH, RELEASE_CLAIMED_PATCH, hasPatch } from './patches';
 import { AccountAttempts, CodeStep } from './code-step';
 import { CaptchaStep, IdentityProof } from './identity-proof';
 import { Hold } from './hold';
@@ -78,8 +79,8 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
     },
   );
   // (a flow with the newer patch needs not ask for the older one: that would cost it a marker more)
-  const fewer = patched(FEWER_TASKS_PATCH);
-  const oneLookup = fewer || patched(ONE_LOOKUP_PATCH);
+  const fewer = hasPatch(FEWER_TASKS_PATCH);
+  const oneLookup = fewer || hasPatch(ONE_LOOKUP_PATCH);
   const found = (target: RecoveryTarget) => (subject = { accountId: target.accountId, identifiers: target.identifiers });
 
   return flow.run(
@@ -154,7 +155,7 @@ export async function passwordReset(input: PasswordResetInput): Promise<Flow> {
       if (oneLookup) return quickDb().releaseRecoveryClaim({ identifier: input.identifier, flowId });
       // Before RELEASE_CLAIMED_PATCH the release went to the subject, which an approved support case naming
       // another account had changed: the claimed marker stayed.
-      const holder = claimedFor !== subject.accountId && patched(RELEASE_CLAIMED_PATCH) ? claimedFor : subject.accountId;
+      const holder = claimedFor !== subject.accountId && hasPatch(RELEASE_CLAIMED_PATCH) ? claimedFor : subject.accountId;
       if (holder) await quickDb().releaseActiveFlow({ accountId: holder, kind: 'password_reset', flowId });
     },
   );
@@ -170,15 +171,7 @@ async function lookUpAtStart(flowId: string, identifier: string): Promise<{ targ
   return { target, claimedFor: target.accountId };
 }
 
-const RELEASE_CLAIMED_PATCH = 'release-the-claimed-reset-marker';
-/**
- * Flows started since this patch look up after the captcha, in one activity, claim the one active reset
- * of the identifier (not of the account), do not wait for the flow they supersede, and leave counting
- * wrong guesses to the API.
- */
-const ONE_LOOKUP_PATCH = 'one-lookup-after-the-captcha';
-
-// FEWER_TASKS_PATCH (flow-state.ts): flows started since take the look-up, claim and code from the update that
+// FEWER_TASKS_PATCH (patches.ts): flows started since take the look-up, claim and code from the update that
 // passed the captcha (the API did them: domain/recovery.ts), or do them in one activity (findClaimAndIssueCode), and
 // release their claim with the new password (applyPasswordReset): three activities and three workflow tasks fewer.
 

@@ -30,6 +30,7 @@ import { findClaimAndIssueCode } from '../../domain/recovery';
 import { randomUUID } from 'node:crypto';
 import {
   KIND_SLUG,
+  flowAttributes,
   kindOfFlowId,
   cancelUpdate,
   notWorkingUpdate,
@@ -44,6 +45,7 @@ import {
   type FlowKind,
 } from '../../workflows/messages';
 import { passwordReset } from '../../workflows/password-reset';
+import { settledMemo } from '../../workflows/patches';
 
 export const flowsRouter = Router();
 const tag = 'Flows';
@@ -85,7 +87,10 @@ export async function startFlow<I>(
       workflowId: `${KIND_SLUG[kind]}/${flowId}`,
       taskQueue: config().TEMPORAL_TASK_QUEUE,
       args: [makeArgs(flowId, expiresAt)],
-      memo: startMark ? { ...memo, startMark } : memo, // encrypted by the payload codec, like the input
+      // encrypted by the payload codec, like the input; `patches`: the behaviours it takes without asking (workflows/patches.ts)
+      memo: { ...memo, ...settledMemo(), ...(startMark ? { startMark } : {}) },
+      // the first step's, so that the flow needs not write them (workflows/flow-state.ts)
+      typedSearchAttributes: flowAttributes(kind, firstStep, 'active', new Date()),
       workflowIdConflictPolicy: key ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,
       // A key names one flow for good: once that flow has ended, a retried start must not run it again.
       workflowIdReusePolicy: key ? WorkflowIdReusePolicy.REJECT_DUPLICATE : undefined,

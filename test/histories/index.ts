@@ -26,6 +26,10 @@
  * patched('one-lookup-after-the-captcha') (workflows/password-reset.ts),
  * patched('hold-unproven-changes-and-count-guesses-in-the-api') (workflows/change-contact.ts) and
  * patched('answer-attempts-taken-before-the-check') (workflows/answer-attempts.ts).
+ * And for password-reset.v7-*, sign-up.v7-*, change-phone.v7-* and change-email.v7-*: recorded by the code of 7a9bd5e,
+ * before the API started flows with their patches settled in the memo and their first search attributes
+ * (workflows/patches.ts): those flows ask patched() and upsert their first step. (The v6 histories were the
+ * backed-out courier's and went with it.)
  */
 import fs from 'node:fs';
 import path from 'node:path';

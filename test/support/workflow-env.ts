@@ -34,7 +34,12 @@ export interface WorkflowEnv {
   calls: [string, unknown][];
   /** The calls to one activity, their inputs. */
   callsTo(name: keyof Activities): unknown[];
-  start<W extends Workflow>(workflow: W, input: Parameters<W>[0]): ReturnType<TestWorkflowEnvironment['client']['workflow']['start']>;
+  /** Starts `workflow` on this file's queue; `options` as the API gives them (memo, search attributes). */
+  start<W extends Workflow>(
+    workflow: W,
+    input: Parameters<W>[0],
+    options?: Pick<WorkflowStartOptions<W>, 'memo' | 'typedSearchAttributes'>,
+  ): ReturnType<TestWorkflowEnvironment['client']['workflow']['start']>;
   stop(): Promise<void>;
 }
 
@@ -61,8 +66,8 @@ export async function workflowEnv(fakes: FakeActivities): Promise<WorkflowEnv> {
     env,
     calls,
     callsTo: (name) => calls.filter(([n]) => n === name).map(([, input]) => input),
-    start: <W extends Workflow>(workflow: W, input: Parameters<W>[0]) =>
-      env.client.workflow.start(workflow, { taskQueue, workflowId: `wft-${crypto.randomUUID()}`, args: [input] } as unknown as WorkflowStartOptions<W>),
+    start: <W extends Workflow>(workflow: W, input: Parameters<W>[0], options?: Pick<WorkflowStartOptions<W>, 'memo' | 'typedSearchAttributes'>) =>
+      env.client.workflow.start(workflow, { ...options, taskQueue, workflowId: `wft-${crypto.randomUUID()}`, args: [input] } as unknown as WorkflowStartOptions<W>),
     stop: async () => {
       worker.shutdown();
       await running;
