@@ -76,12 +76,25 @@ function asResetRecord(r: FlowRecordDoc | null): ResetRecord | undefined {
   };
 }
 
-/** A fresh picture for `flowId`; the one before it is void. Returns the SVG. */
-export async function newChallenge(flowId: string): Promise<string> {
+/**
+ * A fresh picture for `flowId` (the one before it is void), in the same write that reads the reset's record as it
+ * stood. Returns the SVG, the record, and `withdraw`: for a caller that finds the flow past its captcha after all.
+ */
+export async function newChallenge(flowId: string): Promise<{ svg: string; record?: ResetRecord; withdraw(): Promise<void> }> {
   const { svg, answer } = makeCaptcha();
+  const challenge = captchaDigest(flowId, answer);
   const expire = new Date(Date.now() + CHALLENGE_TTL_MS);
-  await FlowRecord.updateOne({ _id: flowId }, { $set: { challenge: captchaDigest(flowId, answer), challengeExpire: expire }, $max: { expire } }, { upsert: true });
-  return svg;
+  const before = await FlowRecord.findOneAndUpdate(
+    { _id: flowId },
+    { $set: { challenge, challengeExpire: expire }, $max: { expire } },
+    { upsert: true, returnDocument: 'before' },
+  ).lean();
+  return {
+    svg,
+    record: asResetRecord(before),
+    // (only while it is still this picture: a newer one stays)
+    withdraw: async () => void (await FlowRecord.updateOne({ _id: flowId, challenge }, { $unset: { challenge: 1, challengeExpire: 1 } })),
+  };
 }
 
 /**

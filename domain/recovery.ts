@@ -124,28 +124,51 @@ export type FoundForCode = RecoveryTarget & { previousFlowId?: string; hmac?: st
 
 /**
  * After the captcha, what findAndClaimRecoveryTarget does, and the code issued (codeId given): by the API with
- * the passed captcha, or as one activity (since the workflow patch `one-activity-from-captcha-to-code`). An identifier without an
- * account gets the same single write, a code record with no code in it that nothing can match, so the
- * captcha's answer takes as long either way. Retried, it answers with the code it stored the first time.
+ * the passed captcha, or as one activity (FEWER_TASKS_PATCH). An identifier without an account gets the same
+ * single write, a code record that nothing can match and nobody is sent, so the captcha's answer takes as long
+ * either way. Retried, it answers with the code it stored the first time.
+ *
+ * An email or a phone is the address its code goes to, so that code is stored while the look-up and the claim run
+ * (one database round trip less before the answer); an account id's address is known only from its account.
  */
 export async function findClaimAndIssueCode(input: { flowId: string; identifier: string; codeId: string; ttlMs: number }): Promise<FoundForCode> {
-  // the look-up and the claim at once (independent), then the code
-  const [{ target, address }, previousFlowId] = await Promise.all([lookUpRecoveryTarget(input.identifier), claimPrevious(input)]);
-  const claimed: FoundForCode = previousFlowId ? { ...target, previousFlowId } : target;
-  const record = { _id: input.codeId, flowId: input.flowId, purpose: 'password_reset' as const, channel: target.channel, expiresAt: new Date(Date.now() + input.ttlMs) };
-  // The same work either way: a code drawn and sealed, one insert; without an address nothing of it is kept.
+  const parsed = parseIdentifier(input.identifier);
+  const named: { channel: Channel; to: string } | undefined =
+    parsed?.kind === 'email' ? { channel: 'email', to: parsed.value } : parsed?.kind === 'phone' ? { channel: 'sms', to: parsed.value } : undefined;
   const code = newCode();
-  const hmac = codeDigest(input.flowId, code);
-  const sealed = seal(input.codeId, { code, ttlMs: input.ttlMs });
+  const issued = { hmac: codeDigest(input.flowId, code), sealed: seal(input.codeId, { code, ttlMs: input.ttlMs }) };
+  const expiresAt = new Date(Date.now() + input.ttlMs);
+  const record = { _id: input.codeId, flowId: input.flowId, purpose: 'password_reset' as const, expiresAt };
+  const [{ target, address }, previousFlowId, storedEarly] = await Promise.all([
+    lookUpRecoveryTarget(input.identifier),
+    claimPrevious(input),
+    named && storeCode({ ...record, ...named, ...issued }),
+  ]);
+  const claimed: FoundForCode = previousFlowId ? { ...target, previousFlowId } : target;
+  if (named) {
+    if (!address) {
+      // No account: the code is nobody's; what was typed is not kept (the same answer, so not waited for).
+      void Code.updateOne({ _id: input.codeId }, { $unset: { to: 1, hmac: 1, sealed: 1 } }).catch(() => undefined);
+      return claimed;
+    }
+    // (the contact that found the account is its address; should the two ever be spelled apart, the account's wins)
+    if (address !== named.to) await Code.updateOne({ _id: input.codeId }, { $set: { to: address } });
+    return { ...claimed, hmac: storedEarly };
+  }
+  // The same work either way: a code drawn and sealed, one insert; without an address nothing of it is kept.
+  const hmac = await storeCode(address ? { ...record, channel: target.channel, to: address, ...issued } : { ...record, channel: target.channel });
+  return address ? { ...claimed, hmac } : claimed;
+}
+
+/** Inserts a reset's code record; returns the HMAC of the code it holds (a retry's: the one stored first). */
+async function storeCode(doc: { _id: string; channel: Channel; to?: string; hmac?: string; sealed?: string } & Record<string, unknown>): Promise<string | undefined> {
   try {
-    await Code.create(address ? { ...record, to: address, hmac, sealed } : record);
-    return address ? { ...claimed, hmac } : claimed;
+    await Code.create(doc);
+    return doc.hmac;
   } catch (err) {
-    if (!address && (err as { code?: number }).code === 11000) return claimed; // a retry: the record is there
-    // A retry raced an earlier attempt that did store it: that one is the code.
-    const stored = await Code.findById(input.codeId).lean();
-    if (stored?.hmac) return { ...claimed, hmac: stored.hmac };
-    throw err;
+    if ((err as { code?: number }).code !== 11000) throw err;
+    // a retry that raced, or followed, an earlier attempt that stored it: that one is the code
+    return (await Code.findById(doc._id).lean())?.hmac ?? undefined;
   }
 }
 

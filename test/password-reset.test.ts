@@ -278,6 +278,8 @@ describe('flow control', () => {
     const flow = await h.api.resetToCode(acc.email);
     expect((await h.api.get(`/v1/flows/${flow.flowId}/captcha`)).body.code).toBe('step_mismatch');
     expect((await h.api.post(`/v1/flows/${flow.flowId}/captcha`, { answer: 'test' })).body.code).toBe('step_mismatch');
+    const { FlowRecord } = await import('../db/models');
+    expect(await FlowRecord.findById(flow.flowId).lean()).not.toHaveProperty('challenge'); // the refused picture was not kept
     const fresh = await h.api.post('/v1/flows/password-reset', { identifier: 'captcha-none@example.com' });
     expect((await h.api.post(`/v1/flows/${fresh.body.flowId}/captcha`, { answer: 'test' })).body.code).toBe('captcha_invalid');
   });
@@ -426,9 +428,32 @@ describe('no account enumeration', () => {
     expect(await ask()).toEqual(a);
   });
 
-  test('nothing is ever sent for an unknown identifier', async () => {
-    await h.api.resetToCode('never-registered@example.com');
+  test('nothing is ever sent for an unknown identifier, and its code record keeps neither a code nor the address typed', async () => {
+    const { Code } = await import('../db/models');
+    const flow = await h.api.resetToCode('never-registered@example.com');
     await sleep(1_000);
     expect((await h.api.get('/v1/dev/outbox?to=never-registered%40example.com')).body).toEqual([]);
+    const records = await Code.find({ flowId: flow.flowId }).lean();
+    expect(records).toHaveLength(1);
+    expect(records[0]).not.toHaveProperty('to');
+    expect(records[0]).not.toHaveProperty('hmac');
+    expect(records[0]).not.toHaveProperty('sealed');
+  });
+
+  test('the code for an email or a phone, stored while the account is looked up, goes to that account', async () => {
+    const { Code } = await import('../db/models');
+    const acc = await makeAccount();
+    let after: string | undefined;
+    for (const [identifier, to, channel] of [
+      [` ${acc.email.toUpperCase()}`, acc.email, 'email'],
+      [acc.phone, acc.phone, 'sms'],
+      [acc.accountId, acc.phone, 'sms'],
+    ] as const) {
+      const flow = await h.api.resetToCode(identifier);
+      const sent = await h.api.codeFor(to, after);
+      after = sent.sentAt;
+      expect(await Code.find({ flowId: flow.flowId }, { _id: 0, to: 1, channel: 1 }).lean()).toEqual([{ to, channel }]);
+      expect((await h.api.post(`/v1/flows/${flow.flowId}/code`, { code: sent.code })).body.step).toBe('new_password');
+    }
   });
 });

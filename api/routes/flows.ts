@@ -173,9 +173,15 @@ flowRoute(
     errors: ['step_mismatch'],
   },
   async ({ res, flowId }) => {
-    // judged here (domain/flow-record.ts): a picture is no update to the flow, and a reset's record says where it stands
-    await atCaptcha(flowId, await resetRecord(flowId));
-    const svg = await newChallenge(flowId);
+    // judged here (domain/flow-record.ts): a picture is no update to the flow, and a reset's record, read by the same
+    // write that stores the picture, says where it stands; a flow past its captcha gets no picture and keeps none
+    const { svg, record, withdraw } = await newChallenge(flowId);
+    try {
+      await atCaptcha(flowId, record);
+    } catch (err) {
+      await withdraw();
+      throw err;
+    }
     res.setHeader('Cache-Control', 'no-store');
     res.type('image/svg+xml').send(svg);
   },
