@@ -1,6 +1,6 @@
 /** One flow, seen and handled by an operator: what it is doing, reset it, cancel it. */
 import crypto from 'node:crypto';
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
@@ -184,8 +184,9 @@ export interface CancelResult {
 
 /**
  * Cancels a flow the way the user's DELETE does (the flow ends `cancelled`, cleans up and answers
- * with its state). `hard`, or a workflow that is not a flow (support-review): a Temporal cancellation
- * request instead, for a flow that cannot take the update (e.g. its workflow task keeps failing).
+ * with its state). `hard`, a workflow that is not a flow (support-review), or a flow that does not take
+ * the update within 15 s (e.g. its workflow task keeps failing; a flow has its search attributes from its
+ * start, so they do not tell that its first task ran): a Temporal cancellation request instead.
  */
 export async function cancelFlow(client: Client, id: string, hard = false): Promise<CancelResult> {
   const workflowId = resolveWorkflowId(id);
@@ -201,6 +202,8 @@ export async function cancelFlow(client: Client, id: string, hard = false): Prom
     return { workflowId, how: 'flow', flow: result.flow };
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new OpsError(`the flow refused to cancel: ${(err.cause as Error | undefined)?.message ?? err.message}`);
-    throw err;
+    if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw err;
+    await handle.cancel();
+    return { workflowId, how: 'temporal' };
   }
 }

@@ -226,6 +226,30 @@ test('flows cancel: the flow ends cancelled, as the user’s DELETE would', asyn
   expect((await h.api.get(`/v1/flows/${flow.flowId}`)).body.status).toBe('cancelled');
 }, 60_000);
 
+test('flows cancel: a flow whose first task never ran (search attributes from its start) gets a Temporal cancellation after 15 s', async () => {
+  const { temporalClient } = await import('../lib/temporal');
+  const { passwordReset } = await import('../workflows/password-reset');
+  const { KIND_PREFIX, KIND_SLUG, flowAttributes } = await import('../workflows/messages');
+  const client = await temporalClient();
+  const flowId = `${KIND_PREFIX.password_reset}${crypto.randomBytes(16).toString('base64url')}`;
+  // as the API starts it, but on a queue no worker polls: it never takes an update
+  await client.workflow.start(passwordReset, {
+    workflowId: `${KIND_SLUG.password_reset}/${flowId}`,
+    taskQueue: `nobody-polls-${crypto.randomBytes(3).toString('hex')}`,
+    args: [{ flowId, identifier: 'stuck@example.com', settings: (await import('../lib/temporal')).flowSettings(), expiresAt: Date.now() + 60_000 }],
+    typedSearchAttributes: flowAttributes('password_reset', 'captcha', 'active', new Date()),
+  });
+  const r = await cli(['--json', 'flows', 'cancel', flowId]);
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+  expect(r.json).toMatchObject({ how: 'temporal' });
+  // the cancellation is requested (a worker that picks the flow up ends it)
+  const handle = client.workflow.getHandle(`${KIND_SLUG.password_reset}/${flowId}`);
+  const { temporal } = await import('@temporalio/proto');
+  const types = ((await handle.fetchHistory()).events ?? []).map((e) => e.eventType);
+  expect(types).toContain(temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED);
+  await handle.terminate('test over');
+}, 60_000);
+
 test('cases list / approve / reject from the CLI; a decided case is refused (exit 1)', async () => {
   const a = await makeAccount();
   const b = await makeAccount();

@@ -4,7 +4,7 @@
  * step's come with the start: flowAttributes in messages.ts).
  */
 import { CancellationScope, condition, getExternalWorkflowHandle, setHandler, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
-import { FEWER_TASKS_PATCH, hasPatch } from './patches';
+import { FEWER_TASKS_PATCH, hasPatch, settled } from './patches';
 import {
   FLOW_KIND,
   FLOW_STATUS,
@@ -48,10 +48,11 @@ export class FlowState {
   ) {
     this.step = firstStep;
     this.deadline = deadline;
-    // A flow started with these search attributes (api/routes/flows.ts startFlow) needs not write them again: one
-    // history event and one visibility write less. The start event decides, so every replay decides the same.
+    // A flow started with these search attributes (api/routes/flows.ts startFlow) needs not write them again (one
+    // history event and one visibility write less), since SETTLED_PATCH: a worker before it wrote them anyway.
     const started = workflowInfo().typedSearchAttributes;
-    if (started.get(FLOW_KIND) !== kind || started.get(FLOW_STEP) !== firstStep || started.get(FLOW_STATUS) !== 'active') this.publish();
+    const given = started.get(FLOW_KIND) === kind && started.get(FLOW_STEP) === firstStep && started.get(FLOW_STATUS) === 'active';
+    if (!(settled() && given)) this.publish();
   }
 
   get active(): boolean {

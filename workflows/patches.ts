@@ -1,16 +1,14 @@
 /**
- * Every behaviour change of a flow, by patch id, and how a flow learns which ones it runs with.
+ * Every behaviour change of a flow, by patch id, and how a flow asks for one.
  *
  * A flow that was running when a change shipped must replay the way it ran, so each change is asked with
- * `patched(id)`: that records a marker (and a TemporalChangeVersion search-attribute update) in the new
- * flows' histories and finds none in the old ones. A flow the API starts now is told at its start which of
- * these it takes (`SETTLED_PATCHES`, in the start's memo under `patches`), so it asks none of them: no marker,
- * no search-attribute update, two history events and one visibility write less per patch a flow meets.
- * The memo is part of the start event, so the answer is the same on every replay; a flow started without it
- * (by an older API, or before this) asks `patched()` as before, and an id the worker does not know is never
- * looked up.
+ * `patched(id)`: in the new flows' histories that records a marker and a TemporalChangeVersion search-attribute
+ * update, and an old flow's history has none. Each patch a flow meets costs it those two events (and one
+ * visibility write). Flows started since SETTLED_PATCH ask that one patch instead of every one of
+ * SETTLED_PATCHES: one marker for all of them. The worker decides (the marker records what it did), so a
+ * history written by an older worker replays as it ran, whatever the API that started the flow.
  */
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { patched } from '@temporalio/workflow';
 
 /**
  * Flows started since this patch keep one timer for their deadline instead of one per step (FlowState.until);
@@ -67,14 +65,19 @@ export const LOCAL_DB_PATCH = 'short-db-work-as-local-activities';
  */
 export const REGULAR_DB_PATCH = 'short-db-work-as-activities-again';
 
-/** What every flow the API starts now takes without asking (the `patches` of its start's memo). */
+/**
+ * Flows started since this patch take every patch of SETTLED_PATCHES without asking each, and those the API
+ * started with their first search attributes do not write them again (FlowState).
+ */
+export const SETTLED_PATCH = 'settled-patches-1';
+
+/** What a flow with SETTLED_PATCH takes without asking. */
 export const SETTLED_PATCHES: readonly string[] = [FEWER_TASKS_PATCH, ONE_LOOKUP_PATCH, SHOW_BEFORE_ISSUE_PATCH, ANSWERS_TAKEN_FIRST_PATCH, CHANGE_RULES_PATCH, REGULAR_DB_PATCH];
 
-/** The memo of a flow's start that settles its patches. */
-export const settledMemo = () => ({ patches: [...SETTLED_PATCHES] });
+/** Whether this flow runs with SETTLED_PATCH (asked first, by FlowState: a new flow records this marker alone). */
+export const settled = (): boolean => patched(SETTLED_PATCH);
 
-/** Whether this flow runs with patch `id`: told at its start (no marker), else asked as `patched(id)`. */
+/** Whether this flow runs with patch `id`: one of the settled ones by SETTLED_PATCH, else as `patched(id)`. */
 export function hasPatch(id: string): boolean {
-  const settled = workflowInfo().memo?.patches;
-  return (Array.isArray(settled) && settled.includes(id)) || patched(id);
+  return (SETTLED_PATCHES.includes(id) && settled()) || patched(id);
 }

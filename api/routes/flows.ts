@@ -45,7 +45,6 @@ import {
   type FlowKind,
 } from '../../workflows/messages';
 import { passwordReset } from '../../workflows/password-reset';
-import { settledMemo } from '../../workflows/patches';
 
 export const flowsRouter = Router();
 const tag = 'Flows';
@@ -87,8 +86,7 @@ export async function startFlow<I>(
       workflowId: `${KIND_SLUG[kind]}/${flowId}`,
       taskQueue: config().TEMPORAL_TASK_QUEUE,
       args: [makeArgs(flowId, expiresAt)],
-      // encrypted by the payload codec, like the input; `patches`: the behaviours it takes without asking (workflows/patches.ts)
-      memo: { ...memo, ...settledMemo(), ...(startMark ? { startMark } : {}) },
+      memo: startMark ? { ...memo, startMark } : memo, // encrypted by the payload codec, like the input
       // the first step's, so that the flow needs not write them (workflows/flow-state.ts)
       typedSearchAttributes: flowAttributes(kind, firstStep, 'active', new Date()),
       workflowIdConflictPolicy: key ? WorkflowIdConflictPolicy.USE_EXISTING : WorkflowIdConflictPolicy.FAIL,

@@ -27,8 +27,9 @@
  * patched('hold-unproven-changes-and-count-guesses-in-the-api') (workflows/change-contact.ts) and
  * patched('answer-attempts-taken-before-the-check') (workflows/answer-attempts.ts).
  * And for password-reset.v7-*, sign-up.v7-*, change-phone.v7-* and change-email.v7-*: recorded by the code of 7a9bd5e,
- * before the API started flows with their patches settled in the memo and their first search attributes
- * (workflows/patches.ts): those flows ask patched() and upsert their first step. (The v6 histories were the
+ * before patched('settled-patches-1') (workflows/patches.ts): those flows ask each patch and upsert their first step.
+ * password-reset.v7-happy-started-with-attributes is constructed, not recorded: v7-happy with the search attributes
+ * the API now starts a flow with, i.e. a flow a new API started and an older worker ran. (The v6 histories were the
  * backed-out courier's and went with it.)
  */
 import fs from 'node:fs';
