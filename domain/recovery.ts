@@ -139,11 +139,14 @@ export async function findClaimAndIssueCode(input: { flowId: string; identifier:
   const issued = { hmac: codeDigest(input.flowId, code), sealed: seal(input.codeId, { code, ttlMs: input.ttlMs }) };
   const expiresAt = new Date(Date.now() + input.ttlMs);
   const record = { _id: input.codeId, flowId: input.flowId, purpose: 'password_reset' as const, expiresAt };
-  const [{ target, address }, previousFlowId, storedEarly] = await Promise.all([
-    lookUpRecoveryTarget(input.identifier),
-    claimPrevious(input),
-    named && storeCode({ ...record, ...named, ...issued }),
-  ]);
+  const [looked, claim, stored] = await Promise.allSettled([lookUpRecoveryTarget(input.identifier), claimPrevious(input), named && storeCode({ ...record, ...named, ...issued })]);
+  if (looked.status === 'rejected' || claim.status === 'rejected' || stored.status === 'rejected') {
+    // Nobody takes the code this attempt stored: it goes (a retry's stored code, another HMAC, stays).
+    if (stored.status === 'fulfilled' && named) void Code.deleteOne({ _id: input.codeId, hmac: issued.hmac }).catch(() => undefined);
+    throw [looked, claim, stored].find((r): r is PromiseRejectedResult => r.status === 'rejected')!.reason;
+  }
+  const { target, address } = looked.value;
+  const [previousFlowId, storedEarly] = [claim.value, stored.value];
   const claimed: FoundForCode = previousFlowId ? { ...target, previousFlowId } : target;
   if (named) {
     if (!address) {

@@ -440,6 +440,23 @@ describe('no account enumeration', () => {
     expect(records[0]).not.toHaveProperty('sealed');
   });
 
+  test('a code stored while the look-up ran is removed again when the claim fails (nobody takes it)', async () => {
+    const { Code, Counter } = await import('../db/models');
+    const { findClaimAndIssueCode } = await import('../domain/recovery');
+    const acc = await makeAccount();
+    const codeId = crypto.randomUUID();
+    const spy = jest.spyOn(Counter, 'findOneAndUpdate').mockImplementationOnce(() => {
+      throw new Error('the database went away');
+    });
+    try {
+      await expect(findClaimAndIssueCode({ flowId: 'rst_claim_fails', identifier: acc.email, codeId, ttlMs: 60_000 })).rejects.toThrow('the database went away');
+    } finally {
+      spy.mockRestore();
+    }
+    await sleep(500);
+    expect(await Code.findById(codeId).lean()).toBeNull();
+  });
+
   test('the code for an email or a phone, stored while the account is looked up, goes to that account', async () => {
     const { Code } = await import('../db/models');
     const acc = await makeAccount();
