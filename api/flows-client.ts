@@ -222,9 +222,11 @@ export async function guess<Args extends unknown[]>(res: Response, flowId: strin
     await beginGuess(guessKeys(subject)),
     () => update(flowId, def, ...args),
     (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)),
+    // a reset's password step is opened by the flow's own answer to a guess (the password route asks the flow nothing)
+    async (after) => {
+      if (record && after.step === 'new_password' && !record.atNewPassword) await recordAtNewPassword(flowId);
+    },
   );
-  // a reset's password step is opened by the flow's own answer to a guess (the password route asks the flow nothing)
-  if (record && flow.step === 'new_password' && !record.atNewPassword) await recordAtNewPassword(flowId);
   res.status(200).json(flow);
 }
 
