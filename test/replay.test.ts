@@ -34,6 +34,8 @@ const REQUIRED = [
   'change-email.happy',
   'change-phone.questions-hold',
   'change-email.questions-hold-veto',
+  // constructed: a flow the API started with its search attributes, run by a worker before SETTLED_PATCH (rolling deploy)
+  'password-reset.v7-happy-started-with-attributes',
 ];
 
 const dataConverter = { payloadCodecs: [new EncryptionCodec(parseKeys(FIXTURE_PAYLOAD_KEY))] };
