@@ -29,7 +29,7 @@ import { startRunStack, type RunStack } from './support/stack';
 import { Client, flowSecretHeader, sleep } from './support/http';
 import { GroupMonitor } from './support/procstat';
 import { Samples, fmt, table } from './support/stats';
-import { freshPassword, seedAccounts, seedAccountsBulk, type SeededAccount } from './support/seed';
+import { SEED_PASSWORD, freshPassword, seedAccounts, seedAccountsBulk, type SeededAccount } from './support/seed';
 import { perSecond, renderChart } from './support/chart';
 import { runMain } from '../scripts/run-main';
 
@@ -146,7 +146,8 @@ async function readCode(api: Client, to: string, flowId: string, rec: Recorder, 
   }
 }
 
-async function resetFlow(api: Client, identifier: string, rec: Recorder): Promise<void> {
+/** One whole reset; answers the new password. */
+async function resetFlow(api: Client, identifier: string, rec: Recorder): Promise<string> {
   const t0 = performance.now();
   const start = await api.call('POST', '/v1/flows/password-reset', { identifier });
   expectStatus('start', start, 201, (b) => typeof b.flowSecret === 'string');
@@ -174,6 +175,7 @@ async function resetFlow(api: Client, identifier: string, rec: Recorder): Promis
   rec.add('password_post', pw.ms);
   rec.add('flow', performance.now() - t0);
   rec.done();
+  return password;
 }
 
 /** Runs `body(vu, i)` for every user, `iterations` times each or until `durationMs` passed. */
@@ -207,6 +209,8 @@ interface ScenarioResult {
   throughput: [number, number][];
   /** GET /v1/dev/outbox calls the bench client made per completed flow while waiting for its code (its own load, not a user's). */
   outboxPollsPerFlow?: number;
+  /** After the run, outside its time: users who signed in with their last new password, and whether the seed password was refused. */
+  passwordsChanged?: { signedIn: number; users: number; oldRefused: boolean };
 }
 
 function summarize(rec: Recorder, seconds: number, processes: Record<string, ProcStats>, order: readonly string[]): ScenarioResult {
@@ -260,23 +264,30 @@ async function runReset(rs: RunStack, o: Options, accounts: SeededAccount[]): Pr
   log(`reset: ${o.users} users, ${plan}, codes by ${o.channel}`);
   const rec = new Recorder();
   const mon = monitorFor(rs);
+  const last: (string | undefined)[] = [];
   const seconds = await virtualUsers(o.users, { iterations: o.iterations, durationMs: o.duration !== undefined ? o.duration * 1000 : undefined }, async (vu) => {
     try {
-      await resetFlow(api, idOf(vu), rec);
+      last[vu] = await resetFlow(api, idOf(vu), rec);
     } catch (err) {
       const step = err instanceof FlowError ? err.message.split(':')[0]! : 'transport';
       rec.error(step);
       if ((rec.errors.get(step) ?? 0) <= 3) log(`flow failed: ${(err as Error).message}`);
     }
   });
-  return summarize(rec, seconds, mon.stop(), RESET_STEPS);
+  const result = summarize(rec, seconds, mon.stop(), RESET_STEPS);
+  // Really changed: every user signs in with the last password it chose, and the seed password no longer works.
+  const signIn = (identifier: string, password: string) => api.call('POST', '/v1/sessions', { identifier, password });
+  const signedIn = await Promise.all(last.map(async (pw, vu) => pw !== undefined && (await signIn(idOf(vu), pw)).status === 201));
+  const old = await signIn(idOf(0), SEED_PASSWORD);
+  result.passwordsChanged = { signedIn: signedIn.filter(Boolean).length, users: o.users, oldRefused: old.status === 401 };
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // The engine ceiling
 
-/** Starts and updates per flow in the HTTP flow: start; newCaptcha, submitCaptcha, submitCode, setPassword. */
-const UPDATES_PER_FLOW = 4;
+/** Starts and updates per flow in the HTTP flow: start; submitCaptcha, submitCode, setPassword (a captcha picture is no update). */
+const UPDATES_PER_FLOW = 3;
 
 async function runCeiling(rs: RunStack, o: Options, matchSeconds: number): Promise<ScenarioResult> {
   const { Worker, NativeConnection, Runtime, DefaultLogger } = await import('@temporalio/worker');
@@ -631,6 +642,11 @@ async function main(): Promise<number> {
         '',
         `RESET  ${o.users} users · ${reset.completed}/${reset.flows} flows completed in ${reset.seconds.toFixed(1)} s · ${reset.flowsPerSecond.toFixed(2)} flows/s · codes by ${o.channel}${reset.outboxPollsPerFlow ? ` (${reset.outboxPollsPerFlow.toFixed(1)} outbox reads per flow)` : ''}${errs ? ` · errors: ${errs}` : ''}`,
       );
+      const pc = reset.passwordsChanged;
+      if (pc)
+        lines.push(
+          `       passwords really changed: ${pc.signedIn}/${pc.users} users signed in with their last new password; the seed password ${pc.oldRefused ? 'was refused' : 'STILL WORKS'}`,
+        );
       lines.push(stepTable(reset), '', procTable(reset.processes));
     }
     if (ceiling) {

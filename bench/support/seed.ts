@@ -20,6 +20,9 @@ export interface SeededAccount {
 
 const WORDS = ['maple', 'river', 'quartz', 'lantern', 'orbit', 'velvet', 'harbor', 'cactus', 'meadow', 'falcon', 'ember', 'glacier', 'pepper', 'saddle', 'tundra', 'walnut'];
 
+/** The password every seeded account starts with (a reset must make it stop working). */
+export const SEED_PASSWORD = 'old bench password is long';
+
 /**
  * A password that passes the API's strength rules, different every call: a passphrase, as people choose.
  * (Random hex would be the worst case for zxcvbn's l33t matching, ~20-60x its cost on a passphrase,
@@ -34,7 +37,7 @@ export function freshPassword(): string {
 export async function seedAccounts(prefix: string, count: number, opts: { phoneOffset?: number; concurrency?: number; passwordHash?: string } = {}): Promise<SeededAccount[]> {
   const { createAccount } = await import('../../domain/accounts');
   const { hashSecret } = await import('../../lib/passwords');
-  const passwordHash = opts.passwordHash ?? (await hashSecret('old bench password is long'));
+  const passwordHash = opts.passwordHash ?? (await hashSecret(SEED_PASSWORD));
   const out: SeededAccount[] = new Array(count);
   let next = 0;
   const worker = async () => {
@@ -55,7 +58,7 @@ export async function seedAccountsBulk(prefix: string, count: number, opts: { ph
   const { contactKey } = await import('../../domain/accounts');
   const { newAccountId } = await import('../../lib/secrets');
   const { hashSecret } = await import('../../lib/passwords');
-  const passwordHash = opts.passwordHash ?? (await hashSecret('old bench password is long'));
+  const passwordHash = opts.passwordHash ?? (await hashSecret(SEED_PASSWORD));
   const out: SeededAccount[] = [];
   const used = new Set<string>();
   for (let i = 0; i < count; i++) {
