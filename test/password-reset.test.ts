@@ -273,6 +273,39 @@ describe('flow control', () => {
     expect(answers.filter((r) => r.status !== 200).every((r) => r.status === 422 || r.status === 409)).toBe(true);
   });
 
+  test('30 pictures asked at once, for an account and an unknown identifier: each 200, one answer passes, one code is stored; past the captcha 30 at once are all refused and none is kept', async () => {
+    const { Code, FlowRecord } = await import('../db/models');
+    const acc = await makeAccount();
+    for (const identifier of [acc.email, `nobody-${crypto.randomBytes(3).toString('hex')}@example.com`]) {
+      const id = (await h.api.post('/v1/flows/password-reset', { identifier })).body.flowId;
+      const pictures = await Promise.all(Array.from({ length: 30 }, () => h.api.get(`/v1/flows/${id}/captcha`)));
+      expect(pictures.map((r) => r.status)).toEqual(Array(30).fill(200));
+      const answers = await Promise.all(Array.from({ length: 30 }, () => h.api.post(`/v1/flows/${id}/captcha`, { answer: 'test' })));
+      expect(answers.filter((r) => r.status === 200)).toHaveLength(1);
+      expect(await Code.countDocuments({ flowId: id })).toBe(1);
+      const late = await Promise.all(Array.from({ length: 30 }, () => h.api.get(`/v1/flows/${id}/captcha`)));
+      expect(late.map((r) => r.body.code)).toEqual(Array(30).fill('step_mismatch'));
+      expect(await FlowRecord.findById(id).lean()).not.toHaveProperty('challenge');
+    }
+  });
+
+  test('30 right codes at once: the flow opens the new password step once, and every one gives its count back', async () => {
+    const { Counter } = await import('../db/models');
+    const { GUESS_WINDOW_MS, identifierKey } = await import('../domain/limits');
+    const acc = await makeAccount();
+    const flow = await h.api.resetToCode(acc.email);
+    const { code } = await h.api.codeFor(acc.email);
+    const window = Math.floor(Date.now() / GUESS_WINDOW_MS);
+    const ids = [`guesses:identifier:${identifierKey(acc.email)}@${window}`, `guesses:account:${acc.accountId}@${window}`];
+    const answers = await Promise.all(Array.from({ length: 30 }, () => h.api.post(`/v1/flows/${flow.flowId}/code`, { code })));
+    // those the flow took in the same task all see the step they opened; the later ones find it over (409); those
+    // counted past the budget while the first 20 were in flight are refused unjudged (429)
+    expect(answers.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(1);
+    const other = answers.filter((r) => !((r.status === 200 && r.body.step === 'new_password') || r.status === 409 || r.body.code === 'too_many_attempts'));
+    expect(other.map((r) => [r.status, r.body])).toEqual([]);
+    for (const _id of ids) expect((await Counter.findById(_id).lean())?.n ?? 0).toBe(0);
+  });
+
   test('a picture is only drawn at the captcha step, and an answer without one is refused', async () => {
     const acc = await makeAccount();
     const flow = await h.api.resetToCode(acc.email);
