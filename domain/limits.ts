@@ -61,12 +61,8 @@ async function count(key: string, windowMs: number, now = Date.now()): Promise<{
   return { n: doc?.n ?? 1, window };
 }
 
-async function giveBack(window: Window): Promise<void> {
-  await Counter.updateOne({ _id: window.id }, { $inc: { n: -1 } });
-}
-
-/** giveBack for several windows, in one round trip (each still an update by _id). */
-async function giveBackAll(windows: Window[]): Promise<void> {
+/** Gives one count back to each window, in one round trip (each an update by _id). */
+async function giveBack(...windows: Window[]): Promise<void> {
   await Counter.bulkWrite(
     windows.map((w) => ({ updateOne: { filter: { _id: w.id }, update: { $inc: { n: -1 } } } })),
     { ordered: false },
@@ -200,7 +196,7 @@ export async function counting<T>(counted: Counted, attempt: () => Promise<T>, k
 export async function beginGuess(keys: string[]): Promise<Counted> {
   const now = Date.now();
   const counted = await Promise.all(keys.map((key) => count(`guesses:${key}`, GUESS_WINDOW_MS, now)));
-  const refund = () => giveBackAll(counted.map((c) => c.window));
+  const refund = () => giveBack(...counted.map((c) => c.window));
   const over = counted.filter((c) => c.n > GUESS_LIMIT);
   if (over.length) {
     await refund(); // not judged: it must not push the count on (a later hour starts from the real failures)
@@ -222,7 +218,7 @@ export async function beginTakenProbe(flowId: string, accountId: string): Promis
     await giveBack(perFlow.window);
     throw rateLimited(perAccount.window.endsAt, 'this account');
   }
-  return { refund: () => giveBackAll([perFlow.window, perAccount.window]) };
+  return { refund: () => giveBack(perFlow.window, perAccount.window) };
 }
 
 function rateLimited(untilMs: number, what: string) {
