@@ -12,6 +12,8 @@ const GRPC_DEADLINE_EXCEEDED = 4;
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
 
 export function isDependencyUnavailable(err: unknown): boolean {
+  // A bulk write wraps what stopped it in a MongoBulkWriteError; the cause (a closed connection, say) decides.
+  if (err instanceof mongo.MongoBulkWriteError && err.errorResponse instanceof Error) return isDependencyUnavailable(err.errorResponse);
   // Temporal: the client wraps every failed call it cannot name in ServiceError; an update call that timed out has its own class.
   if (err instanceof ServiceError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
   if (isGrpcServiceError(err) && (err.code === GRPC_UNAVAILABLE || err.code === GRPC_DEADLINE_EXCEEDED)) return true;
