@@ -200,7 +200,7 @@ async function main(): Promise<number> {
     process.stdout.write(
       `\nfuzzing took ${((Date.now() - started) / 1000).toFixed(0)} s; JUnit reports in ${reportDir}${failed ? `; failed: ${failedPasses.join(', ')}` : ''}\nfuzz: ${passes.length - failed} passed, ${failed} failed\n`,
     );
-    reportCounts('fuzz', { passed: passes.length - failed, failed });
+    reportCounts('fuzz', { passed: passes.length - failed, failed, failures: failedPasses.map((p) => `${p} (JUnit reports in ${reportDir})`) });
     return failed ? 1 : 0;
   } finally {
     await app.stop();

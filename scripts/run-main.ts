@@ -16,6 +16,8 @@ export interface Counts {
   passed: number;
   failed: number;
   skipped?: number;
+  /** What failed, one line each (a test's name, a drill and what it lost): printed above the closing line, which CI keeps when it cuts a long log. */
+  failures?: string[];
 }
 
 /**
@@ -28,14 +30,15 @@ export function reportCounts(stage: string, counts: Counts, dir = process.env.TE
 }
 
 /** The tallies the stages of this run reported (see reportCounts). */
-export function readCounts(dir: string): Counts & { stages: string[] } {
-  const total = { passed: 0, failed: 0, skipped: 0, stages: [] as string[] };
+export function readCounts(dir: string): Required<Counts> & { stages: string[] } {
+  const total = { passed: 0, failed: 0, skipped: 0, failures: [] as string[], stages: [] as string[] };
   for (const f of fs.readdirSync(dir).filter((n) => /^counts-.+\.json$/.test(n))) {
     const c = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Counts;
     total.passed += c.passed;
     total.failed += c.failed;
     total.skipped += c.skipped ?? 0;
     total.stages.push(f.slice(7, -5));
+    total.failures.push(...(c.failures ?? []).map((line) => `${f.slice(7, -5)}: ${line}`));
   }
   return total;
 }

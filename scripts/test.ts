@@ -56,9 +56,20 @@ async function runJest(ctx: StageContext): Promise<number> {
   const code = await ctx.run(bin('jest'), args);
   if (!wantsOwnJson) {
     try {
-      const r = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests?: number };
+      const r = JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as {
+        numPassedTests: number;
+        numFailedTests: number;
+        numPendingTests: number;
+        numTodoTests?: number;
+        testResults: { name: string; message?: string; assertionResults: { fullName: string; status: string }[] }[];
+      };
       const skipped = r.numPendingTests + (r.numTodoTests ?? 0);
-      reportCounts('jest', { passed: r.numPassedTests, failed: r.numFailedTests, skipped }, ctx.dataDir);
+      const failures = r.testResults.flatMap((file) => {
+        const failedTests = file.assertionResults.filter((a) => a.status === 'failed').map((a) => `${path.relative(ROOT, file.name)} › ${a.fullName}`);
+        // a file that failed before any test ran (a syntax error, a failing beforeAll) names no test
+        return failedTests.length || !file.message ? failedTests : [`${path.relative(ROOT, file.name)}: ${file.message.split('\n').find((l) => l.trim())?.trim() ?? 'failed'}`];
+      });
+      reportCounts('jest', { passed: r.numPassedTests, failed: r.numFailedTests, skipped, failures }, ctx.dataDir);
       process.stdout.write(`\njest: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
     } catch {
       /* jest did not get as far as writing results; its own output says why */
@@ -71,7 +82,7 @@ async function runJest(ctx: StageContext): Promise<number> {
 function check(name: string, command: string, args: string[]): Stage['run'] {
   return async (ctx) => {
     const code = await ctx.run(command, args);
-    reportCounts(name, { passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 }, ctx.dataDir);
+    reportCounts(name, { passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1, failures: code === 0 ? [] : [`exit ${code}, see its output above`] }, ctx.dataDir);
     return code;
   };
 }
@@ -225,7 +236,8 @@ async function main(): Promise<number> {
     // the run's closing line: every stage's tests added up (CI reads it; a stage that died before counting adds a failure)
     const total = readCounts(dataDir);
     if (failed && total.failed === 0) total.failed = 1;
-    const closing = `\ntest: ${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`;
+    const failures = total.failures.length ? `\ntest: what failed:\n${total.failures.map((f) => `  - ${f}`).join('\n')}\n` : '';
+    const closing = `${failures}\ntest: ${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`;
     await stack?.stop();
     await stopAllManaged(); // anything a stage started through this process and left running
     // anything the tests started and leaked (e.g. a worker orphaned when only its tsx parent was killed)
