@@ -216,13 +216,15 @@ const NOT_JUDGED = new Set(['step_mismatch', 'flow_not_found', 'code_expired', '
  * right guess answers 429, and simultaneous guesses cannot pass the budget.
  */
 export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
-  await consume('submitPerFlow', flowId);
-  const { subject, record } = await guessSubject(flowId);
+  // (the flow's record is read while the request is counted; the flow itself is asked only once the count let it through)
+  const [, read] = await Promise.all([consume('submitPerFlow', flowId), resetRecord(flowId)]);
+  const { subject, record } = await guessSubject(flowId, read);
   const flow = await counting(
     await beginGuess(guessKeys(subject)),
     () => update(flowId, def, ...args),
     (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)),
-    // a reset's password step is opened by the flow's own answer to a guess (the password route asks the flow nothing)
+    // a reset's password step is opened by the flow's own answer to a guess (the password route asks the flow nothing
+    // once it is written, the flow until then)
     async (after) => {
       if (record && after.step === 'new_password' && !record.atNewPassword) await recordAtNewPassword(flowId);
     },
@@ -231,8 +233,10 @@ export async function guess<Args extends unknown[]>(res: Response, flowId: strin
 }
 
 /** Whose guesses these are: a reset's record says once its captcha is passed (unless a person decided it), else the flow is asked. */
-async function guessSubject(flowId: string): Promise<{ subject: { subjectAccountId?: string; identifiers: string[]; identifier?: string }; record?: ResetRecord }> {
-  const record = await resetRecord(flowId);
+async function guessSubject(
+  flowId: string,
+  record: ResetRecord | undefined,
+): Promise<{ subject: { subjectAccountId?: string; identifiers: string[]; identifier?: string }; record?: ResetRecord }> {
   if (record && !record.open) throw problem('step_mismatch', 'The flow has ended.');
   if (record?.passedCaptcha && !record.viaSupport)
     return { subject: { subjectAccountId: record.accountId, identifiers: record.identifiers, identifier: record.identifier }, record };

@@ -17,6 +17,7 @@
  */
 import { Counter } from '../db/models';
 import { config } from '../lib/config';
+import { log } from '../lib/log';
 import { parseIdentifier } from '../lib/identifiers';
 import { sha256 } from '../lib/secrets';
 import { problem } from './problems';
@@ -178,7 +179,11 @@ export interface Counted {
 /**
  * Runs `attempt` under a count taken before it, and gives the count back unless `keeps` says the attempt
  * counted: `keeps(error)` when it failed, `keeps(undefined)` when it went through. `then`: what the caller does
- * with a result that went through, at the same time as the count goes back (one round trip instead of two).
+ * with a result that went through, at the same time as the count goes back.
+ *
+ * An attempt that went through is answered without waiting for that bookkeeping (one round trip less on a
+ * right code): a count given back late, or never (the database away), only keeps the limit stricter meanwhile,
+ * so `then` must be a write whose reader does without it (it asks the flow instead). A failure is logged.
  */
 export async function counting<T>(counted: Counted, attempt: () => Promise<T>, keeps: (error?: unknown) => boolean, then?: (result: T) => Promise<unknown>): Promise<T> {
   let result: T;
@@ -188,7 +193,8 @@ export async function counting<T>(counted: Counted, attempt: () => Promise<T>, k
     if (!keeps(err)) await counted.refund();
     throw err;
   }
-  await Promise.all([!keeps(undefined) && counted.refund(), then?.(result)]);
+  const after = Promise.all([!keeps(undefined) && counted.refund(), then?.(result)]);
+  after.catch((err: unknown) => log.warn({ err }, 'bookkeeping after an attempt failed (its count stays taken)'));
   return result;
 }
 
