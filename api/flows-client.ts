@@ -223,8 +223,7 @@ export async function guess<Args extends unknown[]>(res: Response, flowId: strin
     await beginGuess(guessKeys(subject)),
     () => update(flowId, def, ...args),
     (err) => err !== undefined && !(err instanceof Problem && NOT_JUDGED.has(err.code)),
-    // a reset's password step is opened by the flow's own answer to a guess (the password route asks the flow nothing
-    // once it is written, the flow until then)
+    // a reset's password step is opened by the flow's own answer to a guess (the password route asks the flow nothing)
     async (after) => {
       if (record && after.step === 'new_password' && !record.atNewPassword) await recordAtNewPassword(flowId);
     },

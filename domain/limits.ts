@@ -181,9 +181,9 @@ export interface Counted {
  * counted: `keeps(error)` when it failed, `keeps(undefined)` when it went through. `then`: what the caller does
  * with a result that went through, at the same time as the count goes back.
  *
- * An attempt that went through is answered without waiting for that bookkeeping (one round trip less on a
- * right code): a count given back late, or never (the database away), only keeps the limit stricter meanwhile,
- * so `then` must be a write whose reader does without it (it asks the flow instead). A failure is logged.
+ * An attempt that went through is answered without waiting for its count to go back (a write less before the
+ * answer to a right code): a count given back late, or never (the database away), only keeps the limit
+ * stricter meanwhile. A failure is logged. `then` is waited for: the client's next request reads what it wrote.
  */
 export async function counting<T>(counted: Counted, attempt: () => Promise<T>, keeps: (error?: unknown) => boolean, then?: (result: T) => Promise<unknown>): Promise<T> {
   let result: T;
@@ -193,8 +193,8 @@ export async function counting<T>(counted: Counted, attempt: () => Promise<T>, k
     if (!keeps(err)) await counted.refund();
     throw err;
   }
-  const after = Promise.all([!keeps(undefined) && counted.refund(), then?.(result)]);
-  after.catch((err: unknown) => log.warn({ err }, 'bookkeeping after an attempt failed (its count stays taken)'));
+  if (!keeps(undefined)) counted.refund().catch((err: unknown) => log.warn({ err }, 'a count could not be given back (it stays taken)'));
+  await then?.(result);
   return result;
 }
 

@@ -289,8 +289,8 @@ flowRoute(
   async ({ res, flowId, body }) => {
     // whose password: a reset's record says (unless a person decided it), else the flow is asked
     // Only at the new password is a password looked at: its checks name the account's identifiers.
-    // The record answers only when it says so (a write it missed or has not made yet, e.g. while the database
-    // restarted, sends the question to the flow, which is the judge). It is read while the request is counted.
+    // The record answers only when it says so (a write it missed, e.g. while the database restarted, sends the
+    // question to the flow, which is the judge). It is read while the request is counted.
     const [, record] = await Promise.all([consume('submitPerFlow', flowId), resetRecord(flowId)]);
     const subject = record && !record.viaSupport && record.open && record.atNewPassword ? { identifiers: record.identifiers } : await subjectAt(flowId, 'new_password', 'password');
     if (body.password !== body.confirmation) throw problem('password_mismatch');
