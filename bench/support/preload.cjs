@@ -2,7 +2,8 @@
  * Preloaded with `node --require` into the API and the worker by `npm run bench -- --cpu-prof / --db-timing`
  * (Node 20 refuses --cpu-prof in NODE_OPTIONS, so the profiler is started here through node:inspector):
  *
- *   BENCH_CPU_PROF_DIR    a V8 CPU profile of the whole process, <dir>/<role>-<pid>.cpuprofile at exit
+ *   BENCH_CPU_PROF_DIR    a V8 CPU profile of the main thread, <dir>/<role>-<pid>.cpuprofile at exit, and of each
+ *                         other thread (the workflow thread) in 20 s slices (see below)
  *   BENCH_DB_TIMING_DIR   every MongoDB command counted by kind and collection with its total time (driver
  *                         command monitoring), <dir>/<role>-<pid>.json at exit (and snapshots, see below)
  *
@@ -14,10 +15,33 @@ const path = require('node:path');
 
 const launcher = process.argv.some((a) => /tsx[\\/]dist[\\/]cli|[\\/]\.bin[\\/]tsx$/.test(a));
 const script = launcher ? undefined : process.argv.find((a) => /(api[\\/]server|worker[\\/]index)\.ts$/.test(a));
-const role = script ? path.basename(path.dirname(script)) : undefined;
+const { isMainThread, threadId } = require('node:worker_threads');
+// (a thread has no argv of its own: it takes its process's role from the environment it was given a copy of)
+const role = script ? path.basename(path.dirname(script)) : isMainThread ? undefined : process.env.BENCH_PRELOAD_ROLE;
+if (role && isMainThread) process.env.BENCH_PRELOAD_ROLE = role;
 
 const profDir = process.env.BENCH_CPU_PROF_DIR;
-if (role && profDir) {
+if (role && profDir && !isMainThread) {
+  // A thread of the API or the worker (the worker's workflow thread runs every workflow task): threads are ended
+  // without an 'exit' of their own, so its profile is written in slices, <role>-<pid>-thread<id>-<n>.cpuprofile
+  // every BENCH_CPU_PROF_SLICE_MS (default 20 s).
+  const inspector = require('node:inspector');
+  const session = new inspector.Session();
+  session.connect();
+  session.post('Profiler.enable');
+  session.post('Profiler.setSamplingInterval', { interval: 1000 });
+  session.post('Profiler.start');
+  let n = 0;
+  setInterval(() => {
+    session.post('Profiler.stop', (err, res) => {
+      if (!err && res) {
+        fs.mkdirSync(profDir, { recursive: true });
+        fs.writeFileSync(path.join(profDir, `${role}-${process.pid}-thread${threadId}-${++n}.cpuprofile`), JSON.stringify(res.profile));
+      }
+      session.post('Profiler.start');
+    });
+  }, Number(process.env.BENCH_CPU_PROF_SLICE_MS) || 20_000).unref();
+} else if (role && profDir) {
   const inspector = require('node:inspector');
   const session = new inspector.Session();
   session.connect();
@@ -35,7 +59,7 @@ if (role && profDir) {
 }
 
 const dir = process.env.BENCH_DB_TIMING_DIR;
-if (role && dir) {
+if (role && dir && isMainThread) {
   const stats = new Map();
   const pending = new Map();
   let mongoose;
