@@ -468,7 +468,10 @@ async function main(): Promise<number> {
     reportCounts('drills', {
       passed: results.length - failed.length,
       failed: failed.length,
-      failures: failed.map((r) => `${r.drill}: ${r.completed}/${r.flows} completed, ${r.lost} lost, ${r.duplicates} duplicated; ${r.notes.filter(Boolean).join('; ').slice(0, 400)} (stack logs: ${rs.dataDir}/logs)`),
+      failures: failed.map(
+        (r) =>
+          `${r.drill}: ${r.completed}/${r.flows} completed, ${r.lost} lost, ${r.duplicates} duplicated; ${r.notes.filter(Boolean).join('; ').slice(0, 400)} (stack logs: ${rs.dataDir}/logs)`,
+      ),
     });
     if (failed.length) keep = true;
     return failed.length ? 1 : 0;

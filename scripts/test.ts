@@ -47,6 +47,11 @@ export interface Stage {
 
 const bin = (name: string) => path.join(ROOT, 'node_modules', '.bin', name);
 
+/** The lines above the closing one that name what failed (CI keeps the end of a long log). */
+function whatFailed(failures: string[]): string {
+  return failures.length ? `\ntest: what failed:\n${failures.map((f) => `  - ${f}`).join('\n')}\n` : '';
+}
+
 /** Jest, with a JSON summary so we can print one closing "N passed, N failed" line. */
 async function runJest(ctx: StageContext): Promise<number> {
   const args = ['--runInBand', '--forceExit', ...ctx.args];
@@ -67,7 +72,16 @@ async function runJest(ctx: StageContext): Promise<number> {
       const failures = r.testResults.flatMap((file) => {
         const failedTests = file.assertionResults.filter((a) => a.status === 'failed').map((a) => `${path.relative(ROOT, file.name)} › ${a.fullName}`);
         // a file that failed before any test ran (a syntax error, a failing beforeAll) names no test
-        return failedTests.length || !file.message ? failedTests : [`${path.relative(ROOT, file.name)}: ${file.message.split('\n').find((l) => l.trim())?.trim() ?? 'failed'}`];
+        return failedTests.length || !file.message
+          ? failedTests
+          : [
+              `${path.relative(ROOT, file.name)}: ${
+                file.message
+                  .split('\n')
+                  .find((l) => l.trim())
+                  ?.trim() ?? 'failed'
+              }`,
+            ];
       });
       reportCounts('jest', { passed: r.numPassedTests, failed: r.numFailedTests, skipped, failures }, ctx.dataDir);
       process.stdout.write(`\njest: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
@@ -153,7 +167,7 @@ async function main(): Promise<number> {
     if (code !== 0) {
       const total = readCounts(dataDir);
       process.stderr.write(`\ntest: stage ${stage.name} failed (exit ${code}); data in ${dataDir}\n`);
-      process.stdout.write(`\ntest: ${total.passed} passed, ${Math.max(total.failed, 1)} failed\n`);
+      process.stdout.write(`${whatFailed(total.failures)}\ntest: ${total.passed} passed, ${Math.max(total.failed, 1)} failed\n`);
       return code;
     }
   }
@@ -236,8 +250,7 @@ async function main(): Promise<number> {
     // the run's closing line: every stage's tests added up (CI reads it; a stage that died before counting adds a failure)
     const total = readCounts(dataDir);
     if (failed && total.failed === 0) total.failed = 1;
-    const failures = total.failures.length ? `\ntest: what failed:\n${total.failures.map((f) => `  - ${f}`).join('\n')}\n` : '';
-    const closing = `${failures}\ntest: ${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`;
+    const closing = `${whatFailed(total.failures)}\ntest: ${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}\n`;
     await stack?.stop();
     await stopAllManaged(); // anything a stage started through this process and left running
     // anything the tests started and leaked (e.g. a worker orphaned when only its tsx parent was killed)

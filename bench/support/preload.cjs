@@ -32,15 +32,18 @@ if (role && profDir && !isMainThread) {
   session.post('Profiler.setSamplingInterval', { interval: 1000 });
   session.post('Profiler.start');
   let n = 0;
-  setInterval(() => {
-    session.post('Profiler.stop', (err, res) => {
-      if (!err && res) {
-        fs.mkdirSync(profDir, { recursive: true });
-        fs.writeFileSync(path.join(profDir, `${role}-${process.pid}-thread${threadId}-${++n}.cpuprofile`), JSON.stringify(res.profile));
-      }
-      session.post('Profiler.start');
-    });
-  }, Number(process.env.BENCH_CPU_PROF_SLICE_MS) || 20_000).unref();
+  setInterval(
+    () => {
+      session.post('Profiler.stop', (err, res) => {
+        if (!err && res) {
+          fs.mkdirSync(profDir, { recursive: true });
+          fs.writeFileSync(path.join(profDir, `${role}-${process.pid}-thread${threadId}-${++n}.cpuprofile`), JSON.stringify(res.profile));
+        }
+        session.post('Profiler.start');
+      });
+    },
+    Number(process.env.BENCH_CPU_PROF_SLICE_MS) || 20_000,
+  ).unref();
 } else if (role && profDir) {
   const inspector = require('node:inspector');
   const session = new inspector.Session();
