@@ -9,6 +9,7 @@ import { Problem, problem, type ProblemCode } from './problem';
 import { beginGuess, counting, guessKeys } from '../domain/limits';
 import { consume } from './rate-limit';
 import { drivenBySecret, flowSecretOf, sameSecret } from '../lib/secrets';
+import { isDependencyUnavailable } from '../lib/unavailable';
 import { recordAtNewPassword, resetRecord, type ResetRecord } from '../domain/flow-record';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
@@ -89,18 +90,23 @@ export function publicFlow(flow: Flow): Flow {
   return flow.reason?.startsWith('superseded') ? { ...flow, reason: 'superseded' } : flow;
 }
 
-/** Who started a change flow: its query while it runs; once it has ended, the memo its start wrote (no replay), else the query. */
+/**
+ * Who started a change flow: the memo its start wrote, read from the server (no worker is asked, so a stranger's
+ * request, counted by nothing yet, costs no query and is refused even while no worker runs); flows started before
+ * the memo, or whose memo cannot be read (a retired key), are asked.
+ */
 async function ownerOf(flowId: string): Promise<string | undefined> {
-  const running = await ask(flowId, flowSubjectQuery, true);
-  if (running) return running.ownerAccountId;
-  const memo = await (
-    await handleOf(flowId)
-  )
-    .describe()
-    .then((d) => d.memo as { ownerAccountId?: unknown } | undefined)
-    .catch(() => undefined); // e.g. a memo written under a retired key: ask the flow instead
+  const memo = await (await handleOf(flowId)).describe().then(
+    (d) => d.memo as { ownerAccountId?: unknown } | undefined,
+    (err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) throw problem('flow_not_found');
+      if (isDependencyUnavailable(err)) throw err;
+      return undefined; // e.g. a memo written under a retired key: ask the flow instead
+    },
+  );
   if (typeof memo?.ownerAccountId === 'string') return memo.ownerAccountId;
-  return (await querySubject(flowId)).ownerAccountId; // flows started before the memo
+  const running = await ask(flowId, flowSubjectQuery, true);
+  return (running ?? (await querySubject(flowId))).ownerAccountId;
 }
 
 const ERROR_CODES: Record<string, ProblemCode> = {

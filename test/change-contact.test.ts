@@ -345,6 +345,34 @@ describe('who may change', () => {
     }
     expect((await user.post(`/v1/flows/${id}/code`, { code })).body.step).toBe('new_phone');
   });
+
+  test("another account's session is refused by the flow's start record, never by asking the worker", async () => {
+    // A change flow as the API starts it (its owner in the memo), on a queue no worker polls: a query would wait
+    // for a worker; refusing a stranger needs none (a stranger's requests are counted by nothing before this).
+    const { temporalClient, flowSettings } = await import('../lib/temporal');
+    const { changePhone } = await import('../workflows/change-contact');
+    const { KIND_PREFIX, KIND_SLUG, flowAttributes } = await import('../workflows/messages');
+    const owner = await makeAccount();
+    const intruder = await signIn((await makeAccount()).email, 'old password is long enough');
+    const flowId = `${KIND_PREFIX.change_phone}${crypto.randomBytes(16).toString('base64url')}`;
+    const handle = await (
+      await temporalClient()
+    ).workflow.start(changePhone, {
+      workflowId: `${KIND_SLUG.change_phone}/${flowId}`,
+      taskQueue: `nobody-polls-${crypto.randomBytes(3).toString('hex')}`,
+      args: [{ flowId, accountId: owner.accountId, sessionId: 'x', settings: flowSettings(), contactCodeTtlMs: 60_000, expiresAt: Date.now() + 60_000 }],
+      memo: { ownerAccountId: owner.accountId },
+      typedSearchAttributes: flowAttributes('change_phone', 'code', 'active', new Date()),
+    });
+    try {
+      const t0 = Date.now();
+      const r = await intruder.get(`/v1/flows/${flowId}`);
+      expect([r.status, r.body.code]).toEqual([404, 'flow_not_found']);
+      expect(Date.now() - t0).toBeLessThan(5_000);
+    } finally {
+      await handle.terminate('test over');
+    }
+  }, 60_000);
 });
 
 describe('a pending change ends', () => {
