@@ -199,7 +199,12 @@ flowRoute(
     // A reset's look-up, claim and code, done here so the flow shows the code step in the task that takes this
     // update (the same work for an unknown identifier: domain/recovery.ts), and whom it is for kept in its record.
     const codeId = randomUUID();
-    const found = record ? { ...(await findClaimAndIssueCode({ flowId, identifier: record.identifier, codeId, ttlMs: config().RESET_CODE_TTL })), codeId } : undefined;
+    const afterAnswer: (() => Promise<unknown>)[] = [];
+    const found = record
+      ? { ...(await findClaimAndIssueCode({ flowId, identifier: record.identifier, codeId, ttlMs: config().RESET_CODE_TTL }, (work) => afterAnswer.push(work))), codeId }
+      : undefined;
+    // (once the answer has gone, whatever it was, or the client has gone)
+    res.on('close', () => afterAnswer.splice(0).forEach((work) => void work()));
     // (the record is written while the flow takes the update: the client's next request comes after both; a flow that
     // does not take it after all leaves the record at the captcha)
     const [taken] = await Promise.allSettled([
