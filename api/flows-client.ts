@@ -9,7 +9,6 @@ import { Problem, problem, type ProblemCode } from './problem';
 import { beginGuess, counting, guessKeys } from '../domain/limits';
 import { consume } from './rate-limit';
 import { drivenBySecret, flowSecretOf, sameSecret } from '../lib/secrets';
-import { isDependencyUnavailable } from '../lib/unavailable';
 import { recordAtNewPassword, resetRecord, type ResetRecord } from '../domain/flow-record';
 import type { SessionInfo } from './auth';
 import { currentSession } from './auth';
@@ -100,8 +99,7 @@ async function ownerOf(flowId: string): Promise<string | undefined> {
     (d) => d.memo as { ownerAccountId?: unknown } | undefined,
     (err: unknown) => {
       if (err instanceof WorkflowNotFoundError) throw problem('flow_not_found');
-      if (isDependencyUnavailable(err)) throw err;
-      return undefined; // e.g. a memo written under a retired key: ask the flow instead
+      return undefined; // e.g. a memo written under a retired key: ask the flow instead (which reports an outage)
     },
   );
   if (typeof memo?.ownerAccountId === 'string') return memo.ownerAccountId;
@@ -222,9 +220,7 @@ const NOT_JUDGED = new Set(['step_mismatch', 'flow_not_found', 'code_expired', '
  * right guess answers 429, and simultaneous guesses cannot pass the budget.
  */
 export async function guess<Args extends unknown[]>(res: Response, flowId: string, def: UpdateDefinition<FlowResult, Args>, ...args: Args): Promise<void> {
-  // (the flow's record is read while the request is counted; the flow itself is asked only once the count let it through)
-  const [, read] = await Promise.all([consume('submitPerFlow', flowId), resetRecord(flowId)]);
-  const { subject, record } = await guessSubject(flowId, read);
+  const { subject, record } = await guessSubject(flowId, await countedRecord(flowId));
   const flow = await counting(
     await beginGuess(guessKeys(subject)),
     () => update(flowId, def, ...args),
@@ -235,6 +231,15 @@ export async function guess<Args extends unknown[]>(res: Response, flowId: strin
     },
   );
   res.status(200).json(flow);
+}
+
+/**
+ * Counts a request on a flow (submitPerFlow: 429 past it) and reads the reset's record meanwhile: one round trip.
+ * Whatever would ask the flow itself comes after, once the count let the request through.
+ */
+export async function countedRecord(flowId: string): Promise<ResetRecord | undefined> {
+  const [, record] = await Promise.all([consume('submitPerFlow', flowId), resetRecord(flowId)]);
+  return record;
 }
 
 /** Whose guesses these are: a reset's record says once its captcha is passed (unless a person decided it), else the flow is asked. */

@@ -70,18 +70,11 @@ async function runJest(ctx: StageContext): Promise<number> {
       };
       const skipped = r.numPendingTests + (r.numTodoTests ?? 0);
       const failures = r.testResults.flatMap((file) => {
-        const failedTests = file.assertionResults.filter((a) => a.status === 'failed').map((a) => `${path.relative(ROOT, file.name)} › ${a.fullName}`);
-        // a file that failed before any test ran (a syntax error, a failing beforeAll) names no test
-        return failedTests.length || !file.message
-          ? failedTests
-          : [
-              `${path.relative(ROOT, file.name)}: ${
-                file.message
-                  .split('\n')
-                  .find((l) => l.trim())
-                  ?.trim() ?? 'failed'
-              }`,
-            ];
+        const name = path.relative(ROOT, file.name);
+        const failedTests = file.assertionResults.filter((a) => a.status === 'failed').map((a) => `${name} › ${a.fullName}`);
+        // a file that failed before any test ran (a syntax error, a failing beforeAll) names no test: its message's first line
+        const firstLine = file.message?.trim().split('\n')[0];
+        return failedTests.length || !firstLine ? failedTests : [`${name}: ${firstLine}`];
       });
       reportCounts('jest', { passed: r.numPassedTests, failed: r.numFailedTests, skipped, failures }, ctx.dataDir);
       process.stdout.write(`\njest: ${r.numPassedTests} passed, ${r.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}\n`);

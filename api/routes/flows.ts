@@ -7,7 +7,7 @@ import { route } from '../registry';
 import { problem, type ProblemCode } from '../problem';
 import * as S from '../schemas';
 import { consume } from '../rate-limit';
-import { flowRoute, drive, guess, queryFlow, subjectAt, update } from '../flows-client';
+import { countedRecord, flowRoute, drive, guess, queryFlow, subjectAt, update } from '../flows-client';
 import { createSession } from '../../domain/sessions';
 import { config } from '../../lib/config';
 import { flowSettings, temporalClient } from '../../lib/temporal';
@@ -296,7 +296,7 @@ flowRoute(
     // Only at the new password is a password looked at: its checks name the account's identifiers.
     // The record answers only when it says so (a write it missed, e.g. while the database restarted, sends the
     // question to the flow, which is the judge). It is read while the request is counted.
-    const [, record] = await Promise.all([consume('submitPerFlow', flowId), resetRecord(flowId)]);
+    const record = await countedRecord(flowId);
     const subject = record && !record.viaSupport && record.open && record.atNewPassword ? { identifiers: record.identifiers } : await subjectAt(flowId, 'new_password', 'password');
     if (body.password !== body.confirmation) throw problem('password_mismatch');
     // Nothing here compares with the current password: whoever reaches this step must learn nothing of it.

@@ -21,44 +21,31 @@ const role = script ? path.basename(path.dirname(script)) : isMainThread ? undef
 if (role && isMainThread) process.env.BENCH_PRELOAD_ROLE = role;
 
 const profDir = process.env.BENCH_CPU_PROF_DIR;
-if (role && profDir && !isMainThread) {
-  // A thread of the API or the worker (the worker's workflow thread runs every workflow task): threads are ended
-  // without an 'exit' of their own, so its profile is written in slices, <role>-<pid>-thread<id>-<n>.cpuprofile
-  // every BENCH_CPU_PROF_SLICE_MS (default 20 s).
+if (role && profDir) {
   const inspector = require('node:inspector');
   const session = new inspector.Session();
   session.connect();
   session.post('Profiler.enable');
   session.post('Profiler.setSamplingInterval', { interval: 1000 });
   session.post('Profiler.start');
-  let n = 0;
-  setInterval(
-    () => {
-      session.post('Profiler.stop', (err, res) => {
-        if (!err && res) {
-          fs.mkdirSync(profDir, { recursive: true });
-          fs.writeFileSync(path.join(profDir, `${role}-${process.pid}-thread${threadId}-${++n}.cpuprofile`), JSON.stringify(res.profile));
-        }
-        session.post('Profiler.start');
-      });
-    },
-    Number(process.env.BENCH_CPU_PROF_SLICE_MS) || 20_000,
-  ).unref();
-} else if (role && profDir) {
-  const inspector = require('node:inspector');
-  const session = new inspector.Session();
-  session.connect();
-  session.post('Profiler.enable');
-  session.post('Profiler.setSamplingInterval', { interval: 1000 });
-  session.post('Profiler.start');
-  process.on('exit', () => {
-    // the main thread's inspector session answers synchronously, so this works inside 'exit'
+  const write = (name, then) =>
     session.post('Profiler.stop', (err, res) => {
-      if (err || !res) return;
-      fs.mkdirSync(profDir, { recursive: true });
-      fs.writeFileSync(path.join(profDir, `${role}-${process.pid}.cpuprofile`), JSON.stringify(res.profile));
+      if (!err && res) {
+        fs.mkdirSync(profDir, { recursive: true });
+        fs.writeFileSync(path.join(profDir, `${name}.cpuprofile`), JSON.stringify(res.profile));
+      }
+      if (then) then();
     });
-  });
+  if (isMainThread) {
+    // the main thread's inspector session answers synchronously, so this works inside 'exit'
+    process.on('exit', () => write(`${role}-${process.pid}`));
+  } else {
+    // Another thread (the worker's workflow thread runs every workflow task) is ended without an 'exit' of its own:
+    // its profile is written in slices, <role>-<pid>-thread<id>-<n>, every BENCH_CPU_PROF_SLICE_MS (default 20 s).
+    let n = 0;
+    const slice = () => write(`${role}-${process.pid}-thread${threadId}-${++n}`, () => session.post('Profiler.start'));
+    setInterval(slice, Number(process.env.BENCH_CPU_PROF_SLICE_MS) || 20_000).unref();
+  }
 }
 
 const dir = process.env.BENCH_DB_TIMING_DIR;
